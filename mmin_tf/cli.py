@@ -1,0 +1,59 @@
+"""Parsing helpers shared by the command-line entry points (pure functions, no FLAGS)."""
+
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mmin_tf import modalities as modalities_lib
+
+
+def parse_modalities(entries: Sequence[str]) -> tuple[modalities_lib.ModalitySpec, ...]:
+    """Parses `name:code:feature_dim:encoder` entries, e.g. `acoustic:a:130:lstm`.
+
+    An empty sequence gives the default modalities (acoustic, visual, text at the paper's dims).
+    """
+    if not entries:
+        return modalities_lib.DEFAULT_MODALITIES
+    specs = []
+    for entry in entries:
+        parts = entry.split(":")
+        if len(parts) != 4 or not parts[2].isdigit():
+            raise ValueError(
+                "A modality is given as name:code:feature_dim:encoder, e.g. acoustic:a:130:lstm; "
+                f"encoder is one of {[kind.value for kind in modalities_lib.EncoderKind]}. "
+                f"Received: {entry!r}"
+            )
+        name, code, feature_dim, encoder = parts
+        try:
+            kind = modalities_lib.EncoderKind(encoder)
+        except ValueError:
+            raise ValueError(
+                f"Unknown encoder {encoder!r} in {entry!r}; expected one of "
+                f"{[kind.value for kind in modalities_lib.EncoderKind]}"
+            ) from None
+        specs.append(modalities_lib.ModalitySpec(name, code, int(feature_dim), kind))
+    return modalities_lib.validate_modalities(specs)
+
+
+def parse_int_mapping(entries: Sequence[str], what: str) -> dict[str, int]:
+    """Parses `key:int` entries such as `acoustic:150`."""
+    mapping = {}
+    for entry in entries:
+        key, _, value = entry.partition(":")
+        if not key or not value.lstrip("-").isdigit():
+            raise ValueError(f"{what} entries are name:integer. Received: {entry!r}")
+        mapping[key] = int(value)
+    return mapping
+
+
+def set_seed(seed: int) -> None:
+    """Seeds Python, NumPy, TensorFlow and Keras and makes TF ops deterministic."""
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()

@@ -1,0 +1,389 @@
+"""tf.data input pipelines: read a fold's split, generate missing-modality conditions, bucket, pad.
+
+Element structure (model inputs follow the served model's signature):
+
+    inputs = {
+        "<modality>":        float32 (batch, time, feature_dim), zero padded,
+        "<modality>_length": int32 (batch,), valid frames; 0 = modality missing,
+        "availability":      bool (batch, num_modalities), training datasets only,
+    }
+
+Training datasets yield `(inputs, label)` with the *unmasked* features and an `availability` mask:
+the trainer hides the missing modalities from the student (and shows them to the frozen teacher,
+which needs them as imagination targets). Evaluation datasets yield `(inputs, label,
+utterance_id)` with the condition already applied: a missing modality's features are all zero and
+its length is 0, exactly what a served request with that modality absent looks like.
+
+Normalization is not applied here: `compute_normalization_statistics` computes the per-dimension
+mean/std of a fold's training split, and the model applies them in its first layer, so the
+exported SavedModel reproduces them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from mmin_tf import modalities as modalities_lib
+from mmin_tf.data import format as format_lib
+
+AVAILABILITY = "availability"
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+class ConditionMode(enum.Enum):
+    """How training examples are turned into missing-modality conditions."""
+
+    FULL = "full"  # every utterance with every modality (the full-modality baseline)
+    RANDOM = "random"  # one missing condition drawn per utterance per epoch (the original code)
+    ALL = "all"  # every utterance under every missing condition (the paper's §4.1.1)
+    AUGMENTED = "augmented"  # full + every missing condition (the paper's augmented baseline)
+    MATCHED = "matched"  # every utterance under one given condition (Table 7 baselines)
+
+
+def training_conditions(
+    mode: ConditionMode,
+    modalities: Sequence[modalities_lib.ModalitySpec],
+    matched: Optional[modalities_lib.Condition] = None,
+) -> tuple[modalities_lib.Condition, ...]:
+    """The conditions a training mode draws from (RANDOM) or expands into (the others)."""
+    if (mode is ConditionMode.MATCHED) != (matched is not None):
+        raise ValueError(
+            "A matched condition is given exactly when mode is MATCHED. "
+            f"Received: mode={mode}, matched={matched}"
+        )
+    if mode is ConditionMode.FULL:
+        return (modalities_lib.full_condition(modalities),)
+    if mode in (ConditionMode.RANDOM, ConditionMode.ALL):
+        return modalities_lib.missing_conditions(modalities)
+    if mode is ConditionMode.AUGMENTED:
+        return (modalities_lib.full_condition(modalities),) + modalities_lib.missing_conditions(
+            modalities
+        )
+    return (matched,)
+
+
+def read_split(
+    data_dir: str,
+    info: format_lib.DatasetInfo,
+    utterance_ids: Optional[Sequence[str]] = None,
+) -> tf.data.Dataset:
+    """Reads and parses the records of `utterance_ids` (all when None), in file order.
+
+    Returns:
+        A dataset of single parsed examples (see `format.parse_sequence_example`).
+    """
+    shards = format_lib.shard_paths(data_dir, info)
+    missing = [path for path in shards if not tf.io.gfile.exists(path)]
+    if missing:
+        raise FileNotFoundError(f"Dataset {data_dir!r} lacks shard files {missing}")
+    dataset = tf.data.TFRecordDataset(shards)
+    if utterance_ids is not None:
+        wanted = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(list(utterance_ids), tf.string),
+                tf.ones([len(utterance_ids)], tf.int32),
+            ),
+            default_value=0,
+        )
+        context = {format_lib.UTTERANCE_ID: tf.io.FixedLenFeature([], tf.string)}
+        dataset = dataset.filter(
+            lambda record: wanted.lookup(
+                tf.io.parse_single_sequence_example(record, context_features=context)[0][
+                    format_lib.UTTERANCE_ID
+                ]
+            )
+            > 0
+        )
+    modalities = info.modalities
+    return dataset.map(
+        lambda record: format_lib.parse_sequence_example(record, modalities),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+
+
+def read_fold_split(data_dir: str, info: format_lib.DatasetInfo, fold: str, split: str):
+    """Reads one split (`train`, `validation`, `test`) of one fold."""
+    folds = format_lib.load_folds(data_dir)
+    if fold not in folds:
+        raise ValueError(
+            f"Fold {fold!r} is not defined in {data_dir!r}; available folds: {sorted(folds, key=_fold_key)}"
+        )
+    if split not in format_lib.SPLITS:
+        raise ValueError(f"`split` must be one of {format_lib.SPLITS}. Received: {split!r}")
+    return read_split(data_dir, info, folds[fold][split])
+
+
+def _fold_key(name: str):
+    return (0, int(name)) if name.isdigit() else (1, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class NormalizationStatistics:
+    """Per-dimension mean and standard deviation of each normalized modality's valid frames."""
+
+    mean: Mapping[str, np.ndarray]
+    std: Mapping[str, np.ndarray]
+
+    def to_json(self) -> dict:
+        return {
+            name: {"mean": self.mean[name].tolist(), "std": self.std[name].tolist()}
+            for name in self.mean
+        }
+
+    @classmethod
+    def from_json(cls, config: dict) -> "NormalizationStatistics":
+        return cls(
+            mean={name: np.asarray(v["mean"], np.float32) for name, v in config.items()},
+            std={name: np.asarray(v["std"], np.float32) for name, v in config.items()},
+        )
+
+
+def compute_normalization_statistics(
+    examples: tf.data.Dataset,
+    modalities: Sequence[modalities_lib.ModalitySpec],
+    names: Sequence[str],
+) -> NormalizationStatistics:
+    """Mean and std over every valid frame of `examples` (a training split), for `names`.
+
+    Padding never enters the statistics; a dimension with zero variance gets std 1, as the
+    original implementation does.
+    """
+    specs = {spec.name: spec for spec in modalities}
+    unknown = sorted(set(names) - set(specs))
+    if unknown:
+        raise ValueError(f"Cannot normalize unknown modalities {unknown}; known: {sorted(specs)}")
+    sums = {name: np.zeros(specs[name].feature_dim, np.float64) for name in names}
+    squares = {name: np.zeros(specs[name].feature_dim, np.float64) for name in names}
+    counts = {name: 0 for name in names}
+    for example in examples.as_numpy_iterator():
+        for name in names:
+            frames = example[name][: example[specs[name].length_key]].astype(np.float64)
+            sums[name] += frames.sum(axis=0)
+            squares[name] += np.square(frames).sum(axis=0)
+            counts[name] += len(frames)
+    mean, std = {}, {}
+    for name in names:
+        if counts[name] == 0:
+            raise ValueError(f"No frames of modality {name!r} to compute statistics from")
+        mean[name] = sums[name] / counts[name]
+        variance = np.maximum(squares[name] / counts[name] - np.square(mean[name]), 0.0)
+        deviation = np.sqrt(variance)
+        deviation[deviation < 1e-8] = 1.0
+        mean[name] = mean[name].astype(np.float32)
+        std[name] = deviation.astype(np.float32)
+    return NormalizationStatistics(mean=mean, std=std)
+
+
+def apply_availability(
+    inputs: Mapping[str, tf.Tensor],
+    availability: tf.Tensor,
+    modalities: Sequence[modalities_lib.ModalitySpec],
+) -> dict[str, tf.Tensor]:
+    """Marks the modalities that are not available as missing: zero features, length 0.
+
+    Works on one example (`availability` `(num_modalities,)`, features `(time, dim)`) and on a
+    batch (`(batch, num_modalities)`, `(batch, time, dim)`). Other keys pass through.
+
+    Returns:
+        A new dict; present modalities are untouched.
+    """
+    masked = dict(inputs)
+    for index, spec in enumerate(modalities):
+        present = availability[..., index]
+        features = inputs[spec.name]
+        masked[spec.name] = features * tf.cast(present, features.dtype)[..., None, None]
+        masked[spec.length_key] = inputs[spec.length_key] * tf.cast(present, tf.int32)
+    return masked
+
+
+def _conditions_tensor(conditions: Sequence[modalities_lib.Condition]) -> tf.Tensor:
+    return tf.constant([condition.available for condition in conditions], tf.bool)
+
+
+def _model_inputs(example: Mapping[str, tf.Tensor], modalities) -> dict[str, tf.Tensor]:
+    inputs = {}
+    for spec in modalities:
+        inputs[spec.name] = example[spec.name]
+        inputs[spec.length_key] = example[spec.length_key]
+    return inputs
+
+
+@dataclasses.dataclass(frozen=True)
+class Batching:
+    """How examples are grouped into batches.
+
+    Attributes:
+        batch_size: examples per batch.
+        boundaries: modality name -> increasing padded lengths. A batch's padded length for a
+            modality is the smallest boundary >= its longest sequence, so the model sees a small,
+            fixed set of shapes (XLA compiles each once). Empty: pad to the batch's longest.
+        bucket_modality: examples are grouped by this modality's length (the costliest encoder's
+            input) before batching. None: no grouping (batches in input order).
+    """
+
+    batch_size: int
+    boundaries: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    bucket_modality: Optional[str] = None
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError(f"`batch_size` must be >= 1. Received: {self.batch_size}")
+        for name, values in self.boundaries.items():
+            if not values or list(values) != sorted(set(values)) or values[0] < 1:
+                raise ValueError(
+                    f"Boundaries of {name!r} must be increasing positive ints. Received: {values}"
+                )
+        if self.bucket_modality is not None and self.bucket_modality not in self.boundaries:
+            raise ValueError(
+                f"`bucket_modality` {self.bucket_modality!r} needs boundaries; "
+                f"have {sorted(self.boundaries)}"
+            )
+
+
+def length_boundaries(
+    info: format_lib.DatasetInfo,
+    minimum_lengths: Mapping[str, int],
+    multiple: int = 8,
+) -> dict[str, tuple[int, ...]]:
+    """Padded-length boundaries per modality from the dataset's length quantiles.
+
+    Boundaries are the 50/75/90/99 % quantiles and the maximum, rounded up to `multiple` and to at
+    least `minimum_lengths[name]` (the encoder's shortest input), so every sequence fits.
+    """
+    boundaries = {}
+    for spec in info.modalities:
+        stats = info.length_statistics[spec.name]
+        levels = [stats.quantiles[key] for key in ("0.5", "0.75", "0.9", "0.99")] + [stats.maximum]
+        floor = minimum_lengths.get(spec.name, 1)
+        values = sorted({max(floor, multiple * math.ceil(level / multiple)) for level in levels})
+        boundaries[spec.name] = tuple(values)
+    return boundaries
+
+
+def _pad_to_boundaries(inputs, modalities, boundaries):
+    padded = dict(inputs)
+    for spec in modalities:
+        if spec.name not in boundaries:
+            continue
+        features = inputs[spec.name]
+        edges = tf.constant(boundaries[spec.name], tf.int32)
+        length = tf.shape(features)[1]
+        # Lengths beyond the last boundary keep their own length (nothing is truncated).
+        index = tf.reduce_sum(tf.cast(edges < length, tf.int32))
+        target = tf.maximum(tf.gather(tf.concat([edges, [length]], 0), index), length)
+        features = tf.pad(features, [[0, 0], [0, target - length], [0, 0]])
+        padded[spec.name] = tf.ensure_shape(features, [None, None, spec.feature_dim])
+    return padded
+
+
+def _batch(dataset: tf.data.Dataset, batching: Batching, modalities, length_of) -> tf.data.Dataset:
+    if batching.bucket_modality is None:
+        dataset = dataset.padded_batch(batching.batch_size)
+    else:
+        edges = [edge + 1 for edge in batching.boundaries[batching.bucket_modality]]
+        dataset = dataset.bucket_by_sequence_length(
+            element_length_func=length_of,
+            bucket_boundaries=edges,
+            bucket_batch_sizes=[batching.batch_size] * (len(edges) + 1),
+        )
+    if batching.boundaries:
+        dataset = dataset.map(
+            lambda inputs, *rest: (_pad_to_boundaries(inputs, modalities, batching.boundaries),)
+            + tuple(rest),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+    return dataset
+
+
+def make_training_dataset(
+    examples: tf.data.Dataset,
+    modalities: Sequence[modalities_lib.ModalitySpec],
+    conditions: Sequence[modalities_lib.Condition],
+    batching: Batching,
+    *,
+    sample_one_condition: bool,
+    seed: int,
+) -> tf.data.Dataset:
+    """Batches of `(inputs with availability, label)` for one epoch; reshuffled every epoch.
+
+    Args:
+        examples: parsed training examples (`read_fold_split(..., "train")`).
+        conditions: the training conditions (`training_conditions`).
+        sample_one_condition: True draws one of `conditions` per utterance per epoch; False
+            yields every utterance once under every condition.
+        seed: shuffling and condition draws; same seed, same batches.
+
+    Cache `examples` (`.cache()`) when it is read more than once: parsing is the costly part.
+    """
+    modalities = tuple(modalities)
+    table = _conditions_tensor(conditions)
+    count = len(conditions)
+    dataset = examples.map(
+        lambda example: (_model_inputs(example, modalities), example[format_lib.LABEL]),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    if sample_one_condition:
+        dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+        draws = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
+        dataset = tf.data.Dataset.zip(dataset, draws).map(
+            lambda element, draw: (
+                {**element[0], AVAILABILITY: tf.gather(table, draw % count)},
+                element[1],
+            ),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+    else:
+        dataset = dataset.flat_map(
+            lambda inputs, label: tf.data.Dataset.from_tensor_slices(table).map(
+                lambda available: ({**inputs, AVAILABILITY: available}, label)
+            )
+        )
+        dataset = dataset.shuffle(16384, seed=seed, reshuffle_each_iteration=True)
+    length_key = (
+        dict((spec.name, spec) for spec in modalities)[batching.bucket_modality].length_key
+        if batching.bucket_modality
+        else None
+    )
+    dataset = _batch(
+        dataset, batching, modalities, lambda inputs, label: inputs[length_key] if length_key else 0
+    )
+    return dataset.prefetch(AUTOTUNE)
+
+
+def make_evaluation_dataset(
+    examples: tf.data.Dataset,
+    modalities: Sequence[modalities_lib.ModalitySpec],
+    condition: modalities_lib.Condition,
+    batching: Batching,
+) -> tf.data.Dataset:
+    """Batches of `(inputs, label, utterance_id)` with `condition` applied, in a fixed order."""
+    modalities = tuple(modalities)
+    available = tf.constant(condition.available, tf.bool)
+    dataset = examples.map(
+        lambda example: (
+            apply_availability(_model_inputs(example, modalities), available, modalities),
+            example[format_lib.LABEL],
+            example[format_lib.UTTERANCE_ID],
+        ),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    length_key = None
+    if batching.bucket_modality:
+        bucket_spec = dict((spec.name, spec) for spec in modalities)[batching.bucket_modality]
+        length_key = bucket_spec.length_key
+    dataset = _batch(
+        dataset, batching, modalities,
+        lambda inputs, label, utterance_id: inputs[length_key] if length_key else 0,
+    )
+    return dataset.prefetch(AUTOTUNE)

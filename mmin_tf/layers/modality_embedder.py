@@ -1,0 +1,130 @@
+"""Per-modality encoders with normalization and the paper's missing-modality embedding."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mmin_tf import modalities as modalities_lib
+
+
+@keras.saving.register_keras_serializable(package="mmin_tf")
+class ModalityEmbedder(keras.layers.Layer):
+    """Encodes every modality and concatenates the utterance embeddings (paper Eq. 1).
+
+    For each modality, in configured order: the frames are normalized with the training split's
+    statistics, padding is zeroed, and the encoder runs on the rows where the modality is present
+    (`length > 0`) only. A missing modality's embedding is the encoder's output on an all-zero
+    input (`h_miss` in Eq. 1), computed once per batch on `encoder.minimum_length` zero frames
+    and shared by every row where the modality is missing; so it depends neither on padding nor
+    on the other rows of the batch, and no encoder time is spent on inputs without signal.
+
+    Args:
+        modalities: tuple of `ModalitySpec` (or their JSON dicts, as in `get_config`).
+        encoders: dict modality name -> encoder layer with call signature
+            `(features, lengths, training)`, an `output_size` and a `minimum_length`.
+        normalization: dict modality name -> {"mean": list, "std": list} for the modalities to
+            normalize; others are used as they are.
+
+    Call arguments:
+        inputs: dict with, per modality, `name` float `(batch, time, feature_dim)` and
+            `name_length` int `(batch,)`; length 0 = missing. Other keys are ignored.
+        training: passed to the encoders (dropout).
+
+    Returns:
+        `(batch, sum of encoder output sizes)`.
+    """
+
+    def __init__(self, modalities, encoders, normalization=None, **kwargs):
+        super().__init__(**kwargs)
+        self.modalities = tuple(
+            spec if isinstance(spec, modalities_lib.ModalitySpec)
+            else modalities_lib.ModalitySpec.from_json(spec)
+            for spec in modalities
+        )
+        modalities_lib.validate_modalities(self.modalities)
+        names = [spec.name for spec in self.modalities]
+        if set(encoders) != set(names):
+            raise ValueError(
+                f"`encoders` must have one encoder per modality {names}. Received: {sorted(encoders)}"
+            )
+        self.encoders = {
+            name: keras.layers.deserialize(encoder) if isinstance(encoder, dict) else encoder
+            for name, encoder in encoders.items()
+        }
+        self.normalization = {
+            name: {"mean": [float(v) for v in stats["mean"]], "std": [float(v) for v in stats["std"]]}
+            for name, stats in (normalization or {}).items()
+        }
+        unknown = sorted(set(self.normalization) - set(names))
+        if unknown:
+            raise ValueError(f"`normalization` names unknown modalities {unknown}; known: {names}")
+        self.normalizers = {}
+        for spec in self.modalities:
+            if spec.name not in self.normalization:
+                continue
+            stats = self.normalization[spec.name]
+            if len(stats["mean"]) != spec.feature_dim or len(stats["std"]) != spec.feature_dim:
+                raise ValueError(
+                    f"Normalization statistics of {spec.name!r} must have {spec.feature_dim} "
+                    f"values. Received: {len(stats['mean'])} means, {len(stats['std'])} stds"
+                )
+            self.normalizers[spec.name] = keras.layers.Normalization(
+                axis=-1,
+                mean=np.asarray(stats["mean"], np.float32),
+                variance=np.square(np.asarray(stats["std"], np.float32)),
+                name=f"{spec.name}_normalization",
+            )
+
+    @property
+    def output_size(self):
+        return sum(self.encoders[spec.name].output_size for spec in self.modalities)
+
+    def build(self, input_shape=None):
+        for spec in self.modalities:
+            if not self.encoders[spec.name].built:
+                self.encoders[spec.name].build((None, None, spec.feature_dim), (None,))
+            if spec.name in self.normalizers and not self.normalizers[spec.name].built:
+                self.normalizers[spec.name].build((None, None, spec.feature_dim))
+        self.built = True
+
+    def embed_modality(self, spec, features, lengths, training=None):
+        """One modality's embeddings `(batch, output_size)`; see the class docstring."""
+        encoder = self.encoders[spec.name]
+        batch = tf.shape(lengths)[0]
+        present = tf.where(lengths > 0)[:, 0]  # (P,)
+        present_features = tf.gather(features, present)  # (P, T, D)
+        if spec.name in self.normalizers:
+            present_features = self.normalizers[spec.name](present_features)
+        # One extra all-zero row of `minimum_length` frames gives the missing-modality embedding
+        # in the same encoder call (and keeps the encoder's batch non-empty).
+        shortfall = tf.maximum(encoder.minimum_length - tf.shape(features)[1], 0)
+        present_features = tf.pad(present_features, [[0, 1], [0, shortfall], [0, 0]])
+        present_lengths = tf.concat(
+            [tf.gather(lengths, present), tf.fill([1], tf.cast(encoder.minimum_length, lengths.dtype))],
+            axis=0,
+        )
+        valid = tf.sequence_mask(present_lengths, tf.shape(present_features)[1], present_features.dtype)
+        embeddings = encoder(present_features * valid[:, :, None], present_lengths, training=training)
+        missing = embeddings[-1:]  # (1, E): the encoder's output on zeros (Eq. 1)
+        return tf.tensor_scatter_nd_update(
+            tf.repeat(missing, batch, axis=0), present[:, None], embeddings[:-1]
+        )
+
+    def call(self, inputs, training=None):
+        parts = [
+            self.embed_modality(spec, inputs[spec.name], inputs[spec.length_key], training)
+            for spec in self.modalities
+        ]
+        return tf.concat(parts, axis=-1)  # (B, sum E_m)
+
+    def compute_output_shape(self, input_shape=None):
+        return (None, self.output_size)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            modalities=[spec.to_json() for spec in self.modalities],
+            encoders={name: keras.layers.serialize(layer) for name, layer in self.encoders.items()},
+            normalization=self.normalization,
+        )
+        return config

@@ -1,0 +1,113 @@
+"""Builds the served models and their trainers from typed configs."""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence
+
+import keras
+
+from mmin_tf import modalities as modalities_lib
+from mmin_tf.configs import LossConfig, ModelConfig, ModelKind
+from mmin_tf.layers import (
+    CascadeResidualAutoencoder,
+    ClassifierHead,
+    ModalityEmbedder,
+    PlainAutoencoder,
+    SequenceEncoder,
+    TextCNN,
+)
+from mmin_tf.models.mmin import MMIN
+from mmin_tf.models.trainer import MMINTrainer
+from mmin_tf.models.utterance_fusion import UtteranceFusion
+
+_CUDNN = {"auto": "auto", "true": True, "false": False}
+
+
+def build_encoder(spec: modalities_lib.ModalitySpec, config: ModelConfig) -> keras.layers.Layer:
+    if spec.encoder is modalities_lib.EncoderKind.LSTM:
+        return SequenceEncoder(config.embedding_size, use_cudnn=_CUDNN[config.use_cudnn], name=f"{spec.name}_encoder")
+    return TextCNN(
+        channels=config.text_cnn_channels,
+        kernel_sizes=config.text_cnn_kernel_sizes,
+        embedding_size=config.embedding_size,
+        dropout=config.text_cnn_dropout,
+        name=f"{spec.name}_encoder",
+    )
+
+
+def build_embedder(
+    modalities: Sequence[modalities_lib.ModalitySpec],
+    config: ModelConfig,
+    normalization: Optional[Mapping[str, dict]] = None,
+) -> ModalityEmbedder:
+    embedder = ModalityEmbedder(
+        modalities,
+        {spec.name: build_encoder(spec, config) for spec in modalities},
+        normalization,
+        name="embedder",
+    )
+    embedder.build()
+    return embedder
+
+
+def build_utterance_fusion(
+    modalities, num_classes: int, config: ModelConfig, normalization=None, classifier_dropout=None
+) -> UtteranceFusion:
+    """The baseline / teacher. `classifier_dropout` overrides the config's (teacher stage)."""
+    embedder = build_embedder(modalities, config, normalization)
+    classifier = ClassifierHead(
+        num_classes,
+        config.classifier_hidden_sizes,
+        config.classifier_dropout if classifier_dropout is None else classifier_dropout,
+        name="classifier",
+    )
+    model = UtteranceFusion(embedder, classifier, name="utterance_fusion")
+    model.build()
+    return model
+
+
+def build_imagination(input_dim: int, config: ModelConfig, name: str) -> keras.layers.Layer:
+    """The CRA, or for MMIN-AE a plain autoencoder with the CRA's parameter count and latent size."""
+    cascade = CascadeResidualAutoencoder(
+        input_dim, config.num_blocks, config.autoencoder_hidden_sizes, config.use_transition, name=name
+    )
+    if config.kind is not ModelKind.MMIN_AE:
+        return cascade
+    cascade.build()
+    width = PlainAutoencoder.matched_hidden_size(input_dim, cascade.latent_dim, cascade.count_params())
+    return PlainAutoencoder(input_dim, cascade.latent_dim, (width,), name=name)
+
+
+def student_embedder(teacher: ModalityEmbedder, config: ModelConfig) -> ModalityEmbedder:
+    """A trainable copy of the teacher's embedder (same normalization, weights copied)."""
+    student = build_embedder(teacher.modalities, config, teacher.normalization)
+    student.set_weights(teacher.get_weights())
+    return student
+
+
+def build_mmin_trainer(
+    teacher: UtteranceFusion,
+    num_classes: int,
+    config: ModelConfig,
+    loss_config: LossConfig,
+    clip_norm: float,
+    finetune_encoders: bool,
+) -> MMINTrainer:
+    """MMIN initialised from `teacher`, with its backward network (unless NoCycle)."""
+    if not config.kind.is_mmin:
+        raise ValueError(f"Not an MMIN model kind: {config.kind.value}")
+    embedder = student_embedder(teacher.embedder, config)
+    imagination = build_imagination(embedder.output_size, config, "forward_imagination")
+    classifier = ClassifierHead(num_classes, config.classifier_hidden_sizes, config.classifier_dropout, name="classifier")
+    model = MMIN(embedder, imagination, classifier, name="mmin")
+    model.build()
+    if config.kind is ModelKind.MMIN_NOCYCLE:
+        backward = None
+    elif config.share_autoencoders:
+        backward = imagination
+    else:
+        backward = build_imagination(embedder.output_size, config, "backward_imagination")
+        backward.build()
+    return MMINTrainer(
+        model, teacher.embedder, backward, loss_config, clip_norm=clip_norm, finetune_encoders=finetune_encoders
+    )

@@ -1,0 +1,164 @@
+"""Training wrappers: own the losses, the frozen teacher and the trackers; never exported.
+
+The served models (`UtteranceFusion`, `MMIN`) stay free of training-only parts; a trainer wraps
+one, and `fit` runs the trainer's `train_step`. Training datasets carry the unmasked features and
+an `availability` mask (see `mmin_tf.data.pipeline`): the trainer hides the missing modalities
+from the trained model and, for MMIN, shows the complementary view to the teacher.
+"""
+
+import keras
+import tensorflow as tf
+
+from mmin_tf import losses
+from mmin_tf.configs import LossConfig
+from mmin_tf.data.pipeline import AVAILABILITY, apply_availability
+
+
+class _Trainer(keras.Model):
+    """Per-network gradient clipping and the shared plumbing of the trainers.
+
+    Args:
+        model: the served model being trained.
+        clip_norm: every network's gradient is clipped to this global norm separately, as the
+            original clips each of its nets (`clip_grad_norm_` per net).
+    """
+
+    def __init__(self, model, clip_norm, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+        self.clip_norm = float(clip_norm)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    def call(self, inputs, training=None):
+        return self.model(inputs, training=training)
+
+    def networks(self):
+        """The layers whose gradients are clipped together; override to add networks."""
+        embedder = self.model.embedder
+        return [embedder.encoders[spec.name] for spec in embedder.modalities] + [self.model.classifier]
+
+    def _split_inputs(self, data):
+        inputs, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+        availability = inputs[AVAILABILITY]
+        visible = apply_availability(inputs, availability, self.model.modalities)
+        visible.pop(AVAILABILITY)
+        return inputs, visible, availability, labels
+
+    def _apply_clipped_gradients(self, tape, loss):
+        # Gradients in `trainable_variables` order: the order Keras builds (and restores) the
+        # optimizer's slots in.
+        variables = self.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        position = {id(variable): index for index, variable in enumerate(variables)}
+        clipped = list(gradients)
+        for network in self.networks():
+            indices = sorted({position[id(v)] for v in network.trainable_variables if id(v) in position})
+            if indices:
+                group, _ = tf.clip_by_global_norm([gradients[i] for i in indices], self.clip_norm)
+                for index, gradient in zip(indices, group):
+                    clipped[index] = gradient
+        self.optimizer.apply(clipped, variables)
+
+
+class ClassifierTrainer(_Trainer):
+    """Trains an `UtteranceFusion` with cross-entropy (baseline, augmented, matched).
+
+    Call arguments of `train_step`: `(inputs with availability, labels)` batches.
+    Metrics: `loss`, `accuracy`.
+    """
+
+    def __init__(self, model, clip_norm=0.5, **kwargs):
+        super().__init__(model, clip_norm, **kwargs)
+        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy]
+
+    def train_step(self, data):
+        _, visible, _, labels = self._split_inputs(data)
+        with tf.GradientTape() as tape:
+            logits = self.model(visible, training=True)["logits"]
+            loss = losses.classification_loss(labels, logits)
+        self._apply_clipped_gradients(tape, loss)
+        self.loss_tracker.update_state(loss)
+        self.accuracy.update_state(labels, logits)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+
+class MMINTrainer(_Trainer):
+    """Trains `MMIN` with the joint objective of Eq. 7.
+
+    Per step: the student sees the available modalities (`h`, Eq. 1); the frozen teacher encodes
+    the complementary view -- the missing modalities' real inputs, zeros for the available ones --
+    giving the forward target `h_hat`; the forward imagination yields `h'` and R; the backward
+    network maps `h'` to `h''`, whose target is the detached `h` (cycle consistency, Eq. 4).
+
+    Args:
+        model: `MMIN`, its encoders initialised from the teacher's.
+        teacher: the pretrained baseline's `ModalityEmbedder`; frozen here.
+        backward: backward imagination network (returns `reconstruction`), `model.imagination`
+            itself to share weights, or None for MMIN-NoCycle.
+        loss_config: loss weights and reduction.
+        clip_norm: per-network gradient clipping norm.
+        finetune_encoders: train the student encoders (the original code) or keep them fixed.
+
+    Metrics: `loss`, `ce_loss`, `forward_loss`, `backward_loss` (weighted), `accuracy`.
+    """
+
+    def __init__(self, model, teacher, backward, loss_config: LossConfig, clip_norm=1.0, finetune_encoders=True, **kwargs):
+        super().__init__(model, clip_norm, **kwargs)
+        self.teacher = teacher
+        self.teacher.trainable = False
+        self.backward = backward
+        self.loss_config = loss_config
+        self.finetune_encoders = finetune_encoders
+        self.model.embedder.trainable = finetune_encoders
+        self.trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("ce_loss", "forward_loss", "backward_loss")
+        }
+        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, *self.trackers.values(), self.accuracy]
+
+    def networks(self):
+        networks = super().networks() + [self.model.imagination]
+        if self.backward is not None:
+            networks.append(self.backward)
+        return networks
+
+    def teacher_targets(self, inputs, availability):
+        """`h_hat`: the teacher's embedding of the complementary view `(batch, dim)`."""
+        complement = apply_availability(inputs, tf.logical_not(availability), self.model.modalities)
+        return self.teacher(complement, training=False)
+
+    def compute_losses(self, inputs, visible, availability, labels, training):
+        """Forward pass and Eq. 7 terms; also used by tests to compare with a reference step."""
+        target = self.teacher_targets(inputs, availability)
+        outputs = self.model(visible, training=training)
+        cycle = None
+        if self.backward is not None:
+            cycle = self.backward(outputs["imagined"])["reconstruction"]
+        terms = losses.mmin_losses(
+            labels=labels,
+            logits=outputs["logits"],
+            teacher_target=target,
+            imagined=outputs["imagined"],
+            embeddings=outputs["embeddings"],
+            cycle_reconstruction=cycle,
+            config=self.loss_config,
+        )
+        return terms, outputs
+
+    def train_step(self, data):
+        inputs, visible, availability, labels = self._split_inputs(data)
+        with tf.GradientTape() as tape:
+            terms, outputs = self.compute_losses(inputs, visible, availability, labels, training=True)
+        self._apply_clipped_gradients(tape, terms["loss"])
+        self.loss_tracker.update_state(terms["loss"])
+        for name, tracker in self.trackers.items():
+            tracker.update_state(terms[name])
+        self.accuracy.update_state(labels, outputs["logits"])
+        return {metric.name: metric.result() for metric in self.metrics}

@@ -1,0 +1,157 @@
+"""Trains one model on one fold.
+
+    python -m mmin_tf.train --flagfile=pipelines/iemocap.flags --data_dir=DATA --fold=1 \
+        --model=mmin --output_dir=runs/mmin/fold1
+
+`--model`: baseline | augmented | matched (with --condition=at, ...) | mmin | mmin_ae |
+mmin_nocycle. MMIN models use `--pretrained_dir` (a baseline run of the same fold) as their
+teacher, or train that baseline first into OUTPUT_DIR/teacher. Re-running an interrupted command
+continues from the last finished epoch; re-running a finished one does nothing.
+"""
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+
+from mmin_tf import configs
+from mmin_tf.data import format as format_lib
+from mmin_tf.data.pipeline import ConditionMode
+from mmin_tf.training import RunError, run_training
+
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory (python -m mmin_tf.prepare).")
+_FOLD = flags.DEFINE_string("fold", "1", "Fold name (1..10 on IEMOCAP, 1..12 on MSP-IMPROV).")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Run directory.")
+_MODEL = flags.DEFINE_enum_class("model", configs.ModelKind.MMIN, configs.ModelKind, "Model to train.", case_sensitive=False)
+_CONDITION = flags.DEFINE_string("condition", None, "Training condition of --model=matched, e.g. 'at'.")
+_CONDITION_MODE = flags.DEFINE_enum_class(
+    "condition_mode", None, ConditionMode,
+    "Training conditions: full, random (one missing condition per utterance per epoch), all "
+    "(every missing condition), augmented (full + all), matched. Default: by --model.", case_sensitive=False)
+_PRETRAINED_DIR = flags.DEFINE_string("pretrained_dir", None, "Baseline run of the same fold: MMIN's teacher.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling and condition draws.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Batch size.")
+_NORMALIZE = flags.DEFINE_list("normalize", ["acoustic"], "Modalities normalized with training-split statistics.")
+_BUCKET = flags.DEFINE_bool("bucket_by_length", True, "Group similar lengths and pad to a few fixed lengths.")
+# The trained model's optimization; unset values take the original scripts' (by --model).
+_EPOCHS = flags.DEFINE_integer("epochs", None, "Epochs at constant learning rate (niter).")
+_DECAY_EPOCHS = flags.DEFINE_integer("decay_epochs", None, "Epochs of linear decay (niter_decay).")
+_LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Adam learning rate.")
+_BETA1 = flags.DEFINE_float("beta1", None, "Adam beta_1 (original: 0.9 baselines, 0.5 MMIN).")
+_CLIP_NORM = flags.DEFINE_float("clip_norm", None, "Per-network gradient clipping norm.")
+_WEIGHT_DECAY = flags.DEFINE_float("weight_decay", 0.0, "AdamW weight decay (0: Adam, as the original).")
+# The teacher stage (MMIN without --pretrained_dir).
+_TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", None, "Teacher epochs at constant lr.")
+_TEACHER_DECAY_EPOCHS = flags.DEFINE_integer("teacher_decay_epochs", None, "Teacher decay epochs.")
+_TEACHER_LEARNING_RATE = flags.DEFINE_float("teacher_learning_rate", None, "Teacher learning rate.")
+_TEACHER_BETA1 = flags.DEFINE_float("teacher_beta1", None, "Teacher Adam beta_1.")
+_TEACHER_CLIP_NORM = flags.DEFINE_float("teacher_clip_norm", None, "Teacher clipping norm.")
+_TEACHER_DROPOUT = flags.DEFINE_float("teacher_dropout", 0.3, "Teacher classifier dropout.")
+# Architecture.
+_EMBEDDING_SIZE = flags.DEFINE_integer("embedding_size", 128, "Per-modality embedding size.")
+_TEXT_CNN_CHANNELS = flags.DEFINE_integer("text_cnn_channels", 128, "TextCNN filters per kernel size.")
+_TEXT_CNN_KERNELS = flags.DEFINE_list("text_cnn_kernel_sizes", ["3", "4", "5"], "TextCNN kernel sizes.")
+_TEXT_CNN_DROPOUT = flags.DEFINE_float("text_cnn_dropout", 0.5, "Dropout inside the TextCNN.")
+_CLASSIFIER_SIZES = flags.DEFINE_list("classifier_hidden_sizes", ["128", "128"], "Classifier hidden sizes.")
+_CLASSIFIER_DROPOUT = flags.DEFINE_float("classifier_dropout", None, "Classifier dropout (original: 0.3 baselines, 0.5 MMIN).")
+_AE_SIZES = flags.DEFINE_list("autoencoder_hidden_sizes", ["256", "128", "64"], "Residual autoencoder encoder sizes.")
+_NUM_BLOCKS = flags.DEFINE_integer("num_blocks", 5, "Residual autoencoders in the CRA.")
+_USE_TRANSITION = flags.DEFINE_bool("use_transition", True, "The original code's MLP after the CRA.")
+_SHARE = flags.DEFINE_bool("share_autoencoders", False, "Backward imagination shares the forward weights.")
+_USE_CUDNN = flags.DEFINE_enum("use_cudnn", "auto", ["auto", "true", "false"], "cuDNN LSTM on GPUs.")
+# MMIN losses.
+_CE_WEIGHT = flags.DEFINE_float("ce_weight", 1.0, "Classification loss weight.")
+_FORWARD_WEIGHT = flags.DEFINE_float("forward_weight", 4.0, "Forward imagination loss weight (lambda_1).")
+_BACKWARD_WEIGHT = flags.DEFINE_float("backward_weight", 2.0, "Backward imagination loss weight (lambda_2).")
+_REDUCTION = flags.DEFINE_enum_class(
+    "imagination_reduction", configs.ImaginationReduction.MEAN, configs.ImaginationReduction,
+    "mean: over elements (original code); sum: squared L2 per example (paper Eq. 6).", case_sensitive=False)
+_FINETUNE = flags.DEFINE_bool("finetune_encoders", True, "Train MMIN's encoders (code) or freeze them (paper).")
+_SELECTION = flags.DEFINE_enum_class(
+    "selection_metric", configs.SelectionMetric.UA, configs.SelectionMetric,
+    "Validation metric of the best epoch (IEMOCAP: ua, MSP-IMPROV: f1).", case_sensitive=False)
+_JIT = flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA (auto: off on CPU).")
+_MIXED = flags.DEFINE_bool("mixed_precision", False, "bfloat16 compute (GPUs; slow on most CPUs).")
+_PROFILE = flags.DEFINE_list("profile_batch", [], "start,stop batches to trace for TensorBoard's profiler.")
+
+
+def _ints(values):
+    return tuple(int(value) for value in values)
+
+
+def _optimization(default, epochs, decay, learning_rate, beta1, clip_norm, weight_decay=0.0):
+    pick = lambda flag, value: value if flag.value is None else flag.value
+    return configs.OptimizationConfig(
+        epochs=pick(epochs, default.epochs),
+        decay_epochs=pick(decay, default.decay_epochs),
+        learning_rate=pick(learning_rate, default.learning_rate),
+        beta_1=pick(beta1, default.beta_1),
+        clip_norm=pick(clip_norm, default.clip_norm),
+        weight_decay=weight_decay,
+    )
+
+
+def config_from_flags() -> configs.TrainConfig:
+    kind = _MODEL.value
+    stage = configs.MMIN_OPTIMIZATION if kind.is_mmin else configs.CLASSIFIER_OPTIMIZATION
+    dropout = _CLASSIFIER_DROPOUT.value
+    if dropout is None:
+        dropout = 0.5 if kind.is_mmin else 0.3
+    return configs.TrainConfig(
+        output_dir=_OUTPUT_DIR.value,
+        data=configs.DataConfig(
+            data_dir=_DATA_DIR.value, fold=_FOLD.value, batch_size=_BATCH_SIZE.value,
+            normalize=tuple(_NORMALIZE.value), bucket_by_length=_BUCKET.value,
+        ),
+        model=configs.ModelConfig(
+            kind=kind, embedding_size=_EMBEDDING_SIZE.value, text_cnn_channels=_TEXT_CNN_CHANNELS.value,
+            text_cnn_kernel_sizes=_ints(_TEXT_CNN_KERNELS.value), text_cnn_dropout=_TEXT_CNN_DROPOUT.value,
+            classifier_hidden_sizes=_ints(_CLASSIFIER_SIZES.value), classifier_dropout=dropout,
+            autoencoder_hidden_sizes=_ints(_AE_SIZES.value), num_blocks=_NUM_BLOCKS.value,
+            use_transition=_USE_TRANSITION.value, share_autoencoders=_SHARE.value, use_cudnn=_USE_CUDNN.value,
+        ),
+        optimization=_optimization(stage, _EPOCHS, _DECAY_EPOCHS, _LEARNING_RATE, _BETA1, _CLIP_NORM, _WEIGHT_DECAY.value),
+        teacher_optimization=_optimization(
+            configs.CLASSIFIER_OPTIMIZATION, _TEACHER_EPOCHS, _TEACHER_DECAY_EPOCHS,
+            _TEACHER_LEARNING_RATE, _TEACHER_BETA1, _TEACHER_CLIP_NORM),
+        teacher_classifier_dropout=_TEACHER_DROPOUT.value,
+        losses=configs.LossConfig(_CE_WEIGHT.value, _FORWARD_WEIGHT.value, _BACKWARD_WEIGHT.value, _REDUCTION.value),
+        condition_mode=_CONDITION_MODE.value,
+        matched_condition=_CONDITION.value,
+        finetune_encoders=_FINETUNE.value,
+        pretrained_dir=_PRETRAINED_DIR.value,
+        selection_metric=_SELECTION.value,
+        seed=_SEED.value,
+        jit_compile={"auto": None, "true": True, "false": False}[_JIT.value],
+        mixed_precision=_MIXED.value,
+        profile_batch=_ints(_PROFILE.value) if _PROFILE.value else None,
+    )
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not _DATA_DIR.value or not _OUTPUT_DIR.value:
+        raise app.UsageError("--data_dir and --output_dir are required")
+    config = config_from_flags()
+    if not os.path.isdir(config.data.data_dir):
+        raise FileNotFoundError(f"--data_dir {config.data.data_dir!r} does not exist")
+    os.makedirs(config.output_dir, exist_ok=True)
+    with open(os.path.join(config.output_dir, "flags.txt.incomplete"), "w") as f:
+        f.write(flags.FLAGS.flags_into_string())
+    os.replace(os.path.join(config.output_dir, "flags.txt.incomplete"), os.path.join(config.output_dir, "flags.txt"))
+    result = run_training(config)
+    logging.info("Test metrics: %s", json.dumps(result))
+
+
+def run():
+    try:
+        app.run(main)
+    except (RunError, format_lib.DataError, FileNotFoundError, ValueError) as error:
+        print(f"mmin_tf.train: error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run()

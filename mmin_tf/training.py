@@ -1,0 +1,252 @@
+"""One training run, from a `TrainConfig` to a run directory with `metrics.json`.
+
+Run directory layout:
+
+    config.json          the resolved TrainConfig (and flags.txt, written by the CLI)
+    normalization.json   per-dimension statistics of the fold's training split
+    best.keras           the served model at the best validation epoch
+    best.json            {"epoch", "value", "metric"} of that epoch
+    backup/              Keras BackupAndRestore state: a re-run resumes after the last epoch
+    logs/                TensorBoard: train/ and validation/ runs, profiles on request
+    metrics.json         test metrics per condition; written last, so it marks a complete run
+    confusion_matrices.json
+    teacher/             MMIN only, when no --pretrained_dir: the baseline trained first
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import warnings
+from typing import Sequence
+
+import keras
+from absl import logging
+
+from mmin_tf import cli
+from mmin_tf import metrics as metrics_lib
+from mmin_tf import modalities as modalities_lib
+from mmin_tf.callbacks import ConditionValidation, EpochTimer, atomic_write_json
+from mmin_tf.configs import ModelKind, TrainConfig
+from mmin_tf.data import format as format_lib
+from mmin_tf.data import pipeline
+from mmin_tf.evaluation import evaluate_conditions, prediction_function
+from mmin_tf.models import construction
+from mmin_tf.models.trainer import ClassifierTrainer
+
+METRICS = "metrics.json"
+CONFIG = "config.json"
+BEST_MODEL = "best.keras"
+NORMALIZATION = "normalization.json"
+
+
+class RunError(ValueError):
+    """A run directory or pretrained run that cannot be used as asked."""
+
+
+def load_run_config(run_dir: str) -> dict:
+    path = os.path.join(run_dir, CONFIG)
+    if not os.path.exists(path):
+        raise RunError(f"{run_dir!r} is not an mmin_tf run directory: {CONFIG} not found")
+    with open(path) as f:
+        return json.load(f)
+
+
+def batching_for(info: format_lib.DatasetInfo, config: TrainConfig) -> pipeline.Batching:
+    """Length buckets from the dataset's statistics; the first LSTM modality groups batches."""
+    if not config.data.bucket_by_length:
+        return pipeline.Batching(config.data.batch_size)
+    minimum = {
+        spec.name: max(config.model.text_cnn_kernel_sizes)
+        for spec in info.modalities
+        if spec.encoder is modalities_lib.EncoderKind.TEXT_CNN
+    }
+    lstm = [spec.name for spec in info.modalities if spec.encoder is modalities_lib.EncoderKind.LSTM]
+    return pipeline.Batching(
+        config.data.batch_size,
+        boundaries=pipeline.length_boundaries(info, minimum),
+        bucket_modality=lstm[0] if lstm else info.modalities[0].name,
+    )
+
+
+def _check_config(output_dir: str, config: TrainConfig) -> None:
+    """Writes config.json, or checks that an existing run in `output_dir` has the same settings."""
+    path = os.path.join(output_dir, CONFIG)
+    current = config.to_json()
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = json.load(f)
+        if previous != current:
+            changed = sorted(key for key in set(previous) | set(current) if previous.get(key) != current.get(key))
+            raise RunError(
+                f"{output_dir!r} holds a run with other settings (differences in {changed}); "
+                "use another --output_dir to start a new run"
+            )
+    else:
+        atomic_write_json(path, current)
+
+
+def _teacher_config(config: TrainConfig) -> TrainConfig:
+    return dataclasses.replace(
+        config,
+        output_dir=os.path.join(config.output_dir, "teacher"),
+        model=dataclasses.replace(
+            config.model, kind=ModelKind.BASELINE, classifier_dropout=config.teacher_classifier_dropout
+        ),
+        optimization=config.teacher_optimization,
+        condition_mode=None,
+        pretrained_dir=None,
+    )
+
+
+def load_teacher(pretrained_dir: str, config: TrainConfig, info: format_lib.DatasetInfo):
+    """Loads a complete baseline run of the same fold and modalities as MMIN's teacher."""
+    pretrained = load_run_config(pretrained_dir)
+    if pretrained["model"]["kind"] not in (ModelKind.BASELINE.value, ModelKind.AUGMENTED.value):
+        raise RunError(
+            f"--pretrained_dir {pretrained_dir!r} is a {pretrained['model']['kind']!r} run; "
+            "MMIN needs a baseline (utterance fusion) run as its teacher"
+        )
+    if pretrained["data"]["fold"] != config.data.fold:
+        raise RunError(
+            f"--pretrained_dir {pretrained_dir!r} was trained on fold {pretrained['data']['fold']!r}, "
+            f"not fold {config.data.fold!r}: its teacher has seen this fold's test speakers"
+        )
+    if not os.path.exists(os.path.join(pretrained_dir, METRICS)):
+        raise RunError(f"--pretrained_dir {pretrained_dir!r} is not a finished run ({METRICS} missing)")
+    teacher = keras.saving.load_model(os.path.join(pretrained_dir, BEST_MODEL))
+    expected = [spec.to_json() for spec in info.modalities]
+    received = [spec.to_json() for spec in teacher.modalities]
+    if expected != received:
+        raise RunError(
+            f"--pretrained_dir {pretrained_dir!r} was trained on modalities {received}, but the "
+            f"dataset has {expected}"
+        )
+    return teacher
+
+
+def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
+    """Trains (or resumes, or skips when complete) one run; returns its test metrics.
+
+    `extra_callbacks` run after the built-in ones (validation, TensorBoard, backup) in the
+    trained model's `fit` (not in the teacher's).
+    """
+    metrics_path = os.path.join(config.output_dir, METRICS)
+    if os.path.exists(metrics_path):
+        logging.info("%s is complete; delete it to train again", config.output_dir)
+        with open(metrics_path) as f:
+            return json.load(f)
+    info = format_lib.load_info(config.data.data_dir)
+    if config.data.fold not in info.fold_names:
+        raise RunError(f"Fold {config.data.fold!r} is not in {config.data.data_dir!r}; folds: {list(info.fold_names)}")
+    unknown = sorted(set(config.data.normalize) - {spec.name for spec in info.modalities})
+    if unknown:
+        raise RunError(f"--normalize names modalities {unknown} that the dataset does not have")
+    os.makedirs(config.output_dir, exist_ok=True)
+    _check_config(config.output_dir, config)
+    teacher = None
+    if config.model.kind.is_mmin:
+        pretrained_dir = config.pretrained_dir
+        if pretrained_dir is None:
+            pretrained_dir = _teacher_config(config).output_dir
+            run_training(_teacher_config(config))
+        teacher = load_teacher(pretrained_dir, config, info)
+    cli.set_seed(config.seed)
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    modalities = info.modalities
+    splits = {
+        split: pipeline.read_fold_split(config.data.data_dir, info, config.data.fold, split).cache()
+        for split in format_lib.SPLITS
+    }
+    if teacher is not None:
+        normalization = teacher.embedder.normalization
+    else:
+        normalization = pipeline.compute_normalization_statistics(
+            splits["train"], modalities, config.data.normalize
+        ).to_json()
+    atomic_write_json(os.path.join(config.output_dir, NORMALIZATION), normalization)
+
+    if teacher is None:
+        served = construction.build_utterance_fusion(modalities, info.num_classes, config.model, normalization)
+        trainer = ClassifierTrainer(served, clip_norm=config.optimization.clip_norm)
+    else:
+        trainer = construction.build_mmin_trainer(
+            teacher, info.num_classes, config.model, config.losses,
+            config.optimization.clip_norm, config.finetune_encoders,
+        )
+        served = trainer.model
+    optimization = config.optimization
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(optimization.learning_rate, beta_1=optimization.beta_1, beta_2=0.999)
+        if optimization.weight_decay == 0
+        else keras.optimizers.AdamW(optimization.learning_rate, weight_decay=optimization.weight_decay, beta_1=optimization.beta_1),
+        jit_compile="auto" if config.jit_compile is None else config.jit_compile,
+    )
+    matched = (
+        modalities_lib.parse_condition(config.matched_condition, modalities) if config.matched_condition else None
+    )
+    mode = config.resolved_condition_mode
+    conditions = pipeline.training_conditions(mode, modalities, matched)
+    batching = batching_for(info, config)
+    train_dataset = pipeline.make_training_dataset(
+        splits["train"], modalities, conditions, batching,
+        sample_one_condition=mode is pipeline.ConditionMode.RANDOM, seed=config.seed,
+    )
+    evaluation_conditions = modalities_lib.evaluation_conditions(modalities)
+    if matched is not None and matched not in evaluation_conditions:
+        evaluation_conditions += (matched,)
+
+    def condition_datasets(split):
+        return {
+            condition.name: pipeline.make_evaluation_dataset(splits[split], modalities, condition, batching)
+            for condition in evaluation_conditions
+        }
+
+    trainer(next(iter(train_dataset))[0])  # build eagerly before any restore
+    best_path = os.path.join(config.output_dir, BEST_MODEL)
+    callbacks = [
+        EpochTimer(),
+        keras.callbacks.LearningRateScheduler(lambda epoch, lr: optimization.learning_rate_at(epoch)),
+        ConditionValidation(
+            served, condition_datasets("validation"), [c.name for c in conditions],
+            config.selection_metric.value, modalities, info.num_classes,
+            best_path, os.path.join(config.output_dir, "best.json"),
+        ),
+        keras.callbacks.TensorBoard(
+            os.path.join(config.output_dir, "logs"), write_graph=False,
+            profile_batch=config.profile_batch or 0,
+        ),
+        keras.callbacks.BackupAndRestore(os.path.join(config.output_dir, "backup"), delete_checkpoint=False),
+        *extra_callbacks,
+    ]
+    with warnings.catch_warnings():
+        # Bucketed datasets have no known length, so Keras warns at the end of every epoch.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        warnings.filterwarnings("ignore", message=".*shuffle=True. was passed")
+        trainer.fit(train_dataset, epochs=optimization.total_epochs, callbacks=callbacks, verbose=2)
+
+    best = keras.saving.load_model(best_path)
+    report, predictions = evaluate_conditions(
+        prediction_function(best, modalities), condition_datasets("test"), modalities, info.num_classes
+    )
+    with open(os.path.join(config.output_dir, "best.json")) as f:
+        best_epoch = json.load(f)["epoch"]
+    result = {"model": config.model.kind.value, "fold": config.data.fold, "seed": config.seed,
+              "best_epoch": best_epoch, **report}
+    atomic_write_json(
+        os.path.join(config.output_dir, "confusion_matrices.json"),
+        {
+            "label_names": list(info.label_names),
+            "conditions": {
+                name: metrics_lib.confusion_matrix(labels, probs.argmax(-1), info.num_classes).tolist()
+                for name, (labels, probs, _) in predictions.items()
+            },
+        },
+    )
+    atomic_write_json(metrics_path, result)
+    shutil.rmtree(os.path.join(config.output_dir, "backup"), ignore_errors=True)
+    logging.info("Test metrics of %s: %s", config.output_dir, json.dumps(report["conditions"]))
+    return result

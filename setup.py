@@ -1,0 +1,29 @@
+"""Installs mmin_tf, the Keras 3 / TensorFlow implementation of MMIN (Zhao, Li, Jin, ACL 2021)."""
+
+import setuptools
+
+setuptools.setup(
+    name="mmin_tf",
+    version="0.1.0",
+    description=(
+        "Missing Modality Imagination Network for multimodal emotion recognition "
+        "with uncertain missing modalities (Keras 3 / TensorFlow)."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["mmin_tf", "mmin_tf.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow==2.21.0",
+        "keras>=3.15,<4",
+        "tensorboard==2.21.0",
+        "absl-py>=2.1",
+        "numpy>=1.26",
+        "h5py>=3.10",
+        "scikit-learn>=1.5",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "scipy>=1.13"],
+        "profile": ["tensorboard-plugin-profile>=2.24"],
+    },
+)

@@ -1,0 +1,148 @@
+"""The trainers' steps: losses, frozen teacher, where gradients go, per-network clipping."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmin_tf import configs, losses
+from mmin_tf.data.pipeline import AVAILABILITY, apply_availability
+from mmin_tf.models import construction
+from mmin_tf.models.trainer import ClassifierTrainer
+from tests import tiny_runs
+
+MODALITIES = tiny_runs.MODALITIES
+MODEL_CONFIG = tiny_runs.tiny_config("d", "o").model
+
+
+def _batch(batch=6, time=5, seed=0, availability=None):
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for spec in MODALITIES:
+        inputs[spec.name] = tf.constant(rng.normal(size=(batch, time, spec.feature_dim)), tf.float32)
+        inputs[spec.length_key] = tf.constant(rng.integers(1, time + 1, size=batch), tf.int32)
+    if availability is None:  # rows cycle through a, v, t, av, at, vt
+        table = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]]
+        availability = [table[i % 6] for i in range(batch)]
+    inputs[AVAILABILITY] = tf.constant(np.asarray(availability, bool))
+    labels = tf.constant(rng.integers(0, 4, size=batch), tf.int32)
+    return inputs, labels
+
+
+def _teacher():
+    return construction.build_utterance_fusion(MODALITIES, 4, MODEL_CONFIG)
+
+
+def _mmin_trainer(kind=configs.ModelKind.MMIN, finetune=True, **model_overrides):
+    config = dataclasses.replace(MODEL_CONFIG, kind=kind, **model_overrides)
+    trainer = construction.build_mmin_trainer(
+        _teacher(), 4, config, configs.LossConfig(), clip_norm=1.0, finetune_encoders=finetune
+    )
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+    return trainer
+
+
+def test_mmin_step_returns_finite_losses_and_keeps_teacher_frozen():
+    trainer = _mmin_trainer()
+    teacher_before = [w.copy() for w in trainer.teacher.get_weights()]
+    student_before = [w.copy() for w in trainer.model.get_weights()]
+    for seed in range(2):
+        logs = trainer.train_on_batch(*_batch(seed=seed), return_dict=True)
+    for name in ("loss", "ce_loss", "forward_loss", "backward_loss"):
+        assert np.isfinite(logs[name]), name
+    assert logs["backward_loss"] > 0
+    for before, after in zip(teacher_before, trainer.teacher.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    changed = [not np.array_equal(b, a) for b, a in zip(student_before, trainer.model.get_weights())]
+    assert all(changed)
+
+
+def test_gradient_reaches_exactly_the_trained_networks():
+    trainer = _mmin_trainer()
+    inputs, labels = _batch()
+    visible = {k: v for k, v in inputs.items() if k != AVAILABILITY}
+    visible = apply_availability(visible, inputs[AVAILABILITY], MODALITIES)
+    teacher_variables = trainer.teacher.trainable_weights + trainer.teacher.non_trainable_weights
+    with tf.GradientTape(persistent=True) as tape:
+        terms, _ = trainer.compute_losses(inputs, visible, inputs[AVAILABILITY], labels, training=True)
+    teacher_gradients = tape.gradient(terms["loss"], teacher_variables)
+    assert all(g is None for g in teacher_gradients)
+    trained = trainer.trainable_variables
+    assert {id(v) for v in teacher_variables}.isdisjoint(id(v) for v in trained)
+    gradients = tape.gradient(terms["loss"], trained)
+    assert all(g is not None for g in gradients)
+    # The cycle target h is detached: no gradient flows into it from the backward loss.
+    embeddings = tf.Variable(tf.random.normal([3, 4]))
+    with tf.GradientTape() as inner:
+        cycle_only = losses.mmin_losses(
+            labels=tf.constant([0, 1, 2]), logits=tf.zeros([3, 4]), teacher_target=tf.zeros([3, 4]),
+            imagined=tf.zeros([3, 4]), embeddings=embeddings, cycle_reconstruction=tf.ones([3, 4]),
+            config=configs.LossConfig(),
+        )["backward_loss"]
+    assert inner.gradient(cycle_only, embeddings) is None
+
+
+def test_teacher_target_is_the_complementary_view():
+    trainer = _mmin_trainer()
+    inputs, _ = _batch()
+    availability = inputs[AVAILABILITY]
+    target = trainer.teacher_targets(inputs, availability).numpy()
+    # Row 0 has only acoustic available: its target's acoustic slot is the teacher's embedding
+    # of zeros, its visual and text slots the teacher's embedding of the real inputs.
+    full = {k: v for k, v in inputs.items() if k != AVAILABILITY}
+    real = trainer.teacher(full).numpy()
+    none_present = {k: (v * 0 if "length" in k else v) for k, v in full.items()}
+    zeros = trainer.teacher(none_present).numpy()
+    width = MODEL_CONFIG.embedding_size
+    np.testing.assert_allclose(target[0, :width], zeros[0, :width], atol=1e-6)
+    np.testing.assert_allclose(target[0, width:], real[0, width:], atol=1e-6)
+
+
+def test_frozen_encoders_are_not_trained():
+    trainer = _mmin_trainer(finetune=False)
+    encoder_variables = {id(v) for v in trainer.model.embedder.weights}
+    assert encoder_variables.isdisjoint(id(v) for v in trainer.trainable_variables)
+    before = [w.copy() for w in trainer.model.embedder.get_weights()]
+    trainer.train_on_batch(*_batch())
+    for b, a in zip(before, trainer.model.embedder.get_weights()):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_nocycle_has_no_backward_loss():
+    trainer = _mmin_trainer(kind=configs.ModelKind.MMIN_NOCYCLE)
+    logs = trainer.train_on_batch(*_batch(), return_dict=True)
+    assert logs["backward_loss"] == 0.0
+    assert np.isfinite(logs["loss"])
+
+
+def test_each_network_is_clipped_separately():
+    model = construction.build_utterance_fusion(MODALITIES, 4, MODEL_CONFIG)
+    trainer = ClassifierTrainer(model, clip_norm=1e-3)
+    trainer.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0))
+    inputs, labels = _batch(availability=[[1, 1, 1]] * 6)
+    trainer(inputs)
+    before = {id(v): v.numpy().copy() for v in trainer.trainable_variables}
+    trainer.train_on_batch(inputs, labels)
+    norms = []
+    for network in trainer.networks():
+        delta = [v.numpy() - before[id(v)] for v in network.trainable_variables]
+        norms.append(np.sqrt(sum(np.sum(d * d) for d in delta)))
+    # SGD with lr 1: each network moved by its clipped gradient, of norm <= clip_norm, and the
+    # networks' norms are each clipped to 1e-3 (their raw gradients are far larger).
+    np.testing.assert_allclose(norms, 1e-3, rtol=1e-3)
+
+
+def test_classifier_trainer_hides_missing_modalities():
+    no_dropout = dataclasses.replace(MODEL_CONFIG, classifier_dropout=0.0, text_cnn_dropout=0.0)
+    model = construction.build_utterance_fusion(MODALITIES, 4, no_dropout)
+    inputs, labels = _batch(availability=[[1, 1, 0]] * 6)
+    trainer = ClassifierTrainer(model)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.0))
+    altered = dict(inputs)
+    altered["text"] = inputs["text"] * 100.0
+    out = trainer.train_on_batch(inputs, labels, return_dict=True)["loss"]
+    trainer.reset_metrics()
+    out_altered = trainer.train_on_batch(altered, labels, return_dict=True)["loss"]
+    assert out == pytest.approx(out_altered, rel=1e-6)

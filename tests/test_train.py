@@ -1,0 +1,250 @@
+"""End-to-end tests of `python -m mmin_tf.train` and of resuming a run."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+from mmin_tf import configs, train
+from mmin_tf import modalities as modalities_lib
+from mmin_tf.training import RunError, run_training
+from tests import tiny_runs
+
+FLAGS = flags.FLAGS
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "tiny"
+    tiny_runs.write_dataset(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def baseline_dir(data_dir, tmp_path_factory):
+    output_dir = str(tmp_path_factory.mktemp("runs") / "baseline")
+    run_training(tiny_runs.tiny_config(data_dir, output_dir))
+    return output_dir
+
+
+def _run_cli(**flag_values):
+    if not FLAGS.is_parsed():
+        FLAGS.mark_as_parsed()
+    with flagsaver.flagsaver(**tiny_runs.TINY_FLAGS, **flag_values):
+        train.main(["train"])
+    with open(os.path.join(flag_values["output_dir"], "metrics.json")) as f:
+        return json.load(f)
+
+
+def _check_metrics(metrics, model, missing_expected=True):
+    assert metrics["model"] == model
+    assert metrics["fold"] == "1"
+    assert metrics["seed"] == 0
+    names = [c.name for c in modalities_lib.evaluation_conditions(tiny_runs.MODALITIES)]
+    assert list(metrics["conditions"]) == names
+    for values in metrics["conditions"].values():
+        assert set(values) == {"wa", "ua", "f1"}
+        assert all(0.0 <= value <= 1.0 for value in values.values())
+    if missing_expected:
+        assert set(metrics["missing_mean"]) == {"wa", "ua", "f1"}
+        assert set(metrics["missing_pooled"]) == {"wa", "ua", "f1"}
+
+
+def _check_run_dir(output_dir):
+    for name in ("config.json", "flags.txt", "normalization.json", "best.keras", "best.json",
+                 "metrics.json", "confusion_matrices.json"):
+        assert os.path.exists(os.path.join(output_dir, name)), name
+    assert not os.path.exists(os.path.join(output_dir, "backup"))
+    event_files = [f for _, _, files in os.walk(os.path.join(output_dir, "logs")) for f in files]
+    assert any("tfevents" in name for name in event_files)
+    leftovers = [f for f in os.listdir(output_dir) if "incomplete" in f]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    "model, extra",
+    [("baseline", {}), ("augmented", {}), ("matched", {"condition": "at"})],
+)
+def test_cli_trains_classifier_models(data_dir, tmp_path, model, extra):
+    output_dir = str(tmp_path / model)
+    metrics = _run_cli(data_dir=data_dir, output_dir=output_dir, model=configs.ModelKind(model), **extra)
+    _check_metrics(metrics, model)
+    _check_run_dir(output_dir)
+    with open(os.path.join(output_dir, "flags.txt")) as f:
+        assert f"--model={model}" in f.read()
+
+
+def test_cli_mmin_trains_its_teacher_first(data_dir, tmp_path):
+    output_dir = str(tmp_path / "mmin")
+    metrics = _run_cli(data_dir=data_dir, output_dir=output_dir, model=configs.ModelKind.MMIN)
+    _check_metrics(metrics, "mmin")
+    _check_run_dir(output_dir)
+    with open(os.path.join(output_dir, "teacher", "metrics.json")) as f:
+        assert json.load(f)["model"] == "baseline"
+    served = keras.saving.load_model(os.path.join(output_dir, "best.keras"))
+    assert type(served).__name__ == "MMIN"
+
+
+@pytest.mark.parametrize("model", ["mmin_ae", "mmin_nocycle"])
+def test_cli_mmin_ablations_use_pretrained_dir(data_dir, baseline_dir, tmp_path, model):
+    output_dir = str(tmp_path / model)
+    metrics = _run_cli(
+        data_dir=data_dir, output_dir=output_dir, model=configs.ModelKind(model), pretrained_dir=baseline_dir
+    )
+    _check_metrics(metrics, model)
+    assert not os.path.exists(os.path.join(output_dir, "teacher"))
+
+
+class _StopAfterEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.stop_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.stop_epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+
+class _RecordEpochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+        self.first_iteration = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+        if self.first_iteration is None:
+            self.first_iteration = int(self.model.optimizer.iterations.numpy())
+
+
+def test_interrupted_run_resumes_after_last_finished_epoch(data_dir, baseline_dir, tmp_path):
+    output_dir = tmp_path / "resumed"
+    stage = configs.OptimizationConfig(epochs=2, decay_epochs=1, learning_rate=1e-3, beta_1=0.5, clip_norm=1.0)
+    config = tiny_runs.tiny_config(
+        data_dir, output_dir, kind=configs.ModelKind.MMIN, pretrained_dir=baseline_dir, optimization=stage
+    )
+    first = _RecordEpochs()
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, extra_callbacks=[first, _StopAfterEpoch(1)])
+    assert first.epochs == [0, 1]
+    assert not (output_dir / "metrics.json").exists()
+    steps_done = first.first_iteration  # 0
+    resumed = _RecordEpochs()
+    metrics = run_training(config, extra_callbacks=[resumed])
+    assert resumed.epochs == [2]
+    assert resumed.first_iteration > steps_done  # optimizer state came back too
+    _check_metrics(metrics, "mmin")
+    # A finished run is not trained again.
+    again = _RecordEpochs()
+    assert run_training(config, extra_callbacks=[again]) == metrics
+    assert again.epochs == []
+
+
+def test_same_seed_same_result(data_dir, tmp_path):
+    first = run_training(tiny_runs.tiny_config(data_dir, tmp_path / "a", seed=3))
+    second = run_training(tiny_runs.tiny_config(data_dir, tmp_path / "b", seed=3))
+    assert first == second
+
+
+def test_pretrained_run_of_another_fold_is_refused(data_dir, baseline_dir, tmp_path):
+    config = tiny_runs.tiny_config(
+        data_dir, tmp_path / "mmin", kind=configs.ModelKind.MMIN, pretrained_dir=baseline_dir
+    )
+    config = config.__class__(**{**config.__dict__, "data": configs.DataConfig(data_dir=data_dir, fold="2", batch_size=16)})
+    with pytest.raises(RunError, match="fold '1', not fold '2'"):
+        run_training(config)
+
+
+def test_pretrained_run_with_other_modalities_is_refused(data_dir, baseline_dir, tmp_path):
+    specs = tiny_runs.MODALITIES[:2]
+    other_data = tmp_path / "two_modalities"
+    tiny_runs.write_dataset(other_data, modalities=specs)
+    config = tiny_runs.tiny_config(
+        other_data, tmp_path / "mmin", kind=configs.ModelKind.MMIN, pretrained_dir=baseline_dir
+    )
+    with pytest.raises(RunError, match="trained on modalities"):
+        run_training(config)
+
+
+def test_pretrained_dir_must_be_a_run(data_dir, tmp_path):
+    config = tiny_runs.tiny_config(
+        data_dir, tmp_path / "mmin", kind=configs.ModelKind.MMIN, pretrained_dir=str(tmp_path)
+    )
+    with pytest.raises(RunError, match="not an mmin_tf run directory"):
+        run_training(config)
+
+
+def test_changed_settings_in_an_existing_run_dir_are_refused(data_dir, baseline_dir):
+    config = tiny_runs.tiny_config(data_dir, baseline_dir, seed=5)
+    os.rename(os.path.join(baseline_dir, "metrics.json"), os.path.join(baseline_dir, "metrics.bak"))
+    try:
+        with pytest.raises(RunError, match=r"other settings \(differences in \['seed'\]\)"):
+            run_training(config)
+    finally:
+        os.rename(os.path.join(baseline_dir, "metrics.bak"), os.path.join(baseline_dir, "metrics.json"))
+
+
+def test_unknown_fold_is_refused(data_dir, tmp_path):
+    config = tiny_runs.tiny_config(data_dir, tmp_path / "run")
+    config = config.__class__(**{**config.__dict__, "data": configs.DataConfig(data_dir=data_dir, fold="99")})
+    with pytest.raises(RunError, match="Fold '99' is not in"):
+        run_training(config)
+
+
+def test_matched_needs_a_condition():
+    with pytest.raises(ValueError, match="matched_condition"):
+        tiny_runs.tiny_config("d", "o", kind=configs.ModelKind.MATCHED)
+
+
+def test_mmin_rejects_full_condition_training():
+    with pytest.raises(ValueError, match="condition mode must be 'random' or 'all'"):
+        tiny_runs.tiny_config("d", "o", kind=configs.ModelKind.MMIN, condition_mode=configs.ConditionMode.FULL)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--model=transformer"], "model"),
+        (["--data_dir=/nonexistent/data"], "does not exist"),
+    ],
+)
+def test_cli_bad_flags_exit_with_a_clear_error(tmp_path, arguments, message):
+    command = [sys.executable, "-m", "mmin_tf.train", f"--output_dir={tmp_path / 'run'}"]
+    if not any(a.startswith("--data_dir") for a in arguments):
+        command.append(f"--data_dir={tmp_path}")
+    result = subprocess.run(command + arguments, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flagfile, expected",
+    [
+        ("pipelines/iemocap.flags", dict(forward_weight=4.0, selection="ua", lr=2e-4, beta_1=0.5, mode="random")),
+        ("pipelines/iemocap_paper.flags", dict(forward_weight=0.1, selection="ua", lr=1e-3, beta_1=0.9, mode="all")),
+        ("pipelines/msp_improv.flags", dict(forward_weight=2.0, selection="f1", lr=5e-4, beta_1=0.5, mode="random")),
+        ("pipelines/demo.flags", dict(forward_weight=4.0, selection="ua", lr=1e-3, beta_1=0.5, mode="random")),
+    ],
+)
+def test_flagfiles_parse_into_the_documented_settings(flagfile, expected):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cwd = os.getcwd()
+    os.chdir(root)  # flagfiles nest with paths relative to the repository root
+    try:
+        with flagsaver.flagsaver():
+            FLAGS(["train", f"--flagfile={flagfile}", "--output_dir=/tmp/unused"])
+            config = train.config_from_flags()
+    finally:
+        os.chdir(cwd)
+    with open(os.path.join(root, flagfile)) as f:
+        assert f.readline().startswith("# ")
+    assert config.losses.forward_weight == expected["forward_weight"]
+    assert config.selection_metric.value == expected["selection"]
+    assert config.optimization.learning_rate == expected["lr"]
+    assert config.optimization.beta_1 == expected["beta_1"]
+    assert config.resolved_condition_mode.value == expected["mode"]
