@@ -46,17 +46,17 @@ class ModalitySpec:
     encoder: EncoderKind
 
     def __post_init__(self):
-        if not _NAME_PATTERN.match(self.name):
+        if not isinstance(self.name, str) or not _NAME_PATTERN.fullmatch(self.name):
             raise ValueError(
                 "Modality `name` must be lower-case letters, digits and underscores, starting with "
                 f"a letter. Received: name={self.name!r}"
             )
-        if len(self.code) != 1 or not self.code.isalpha() or not self.code.islower():
+        if not isinstance(self.code, str) or len(self.code) != 1 or not "a" <= self.code <= "z":
             raise ValueError(
                 f"Modality `code` must be one lower-case letter. Received: code={self.code!r} "
                 f"for modality {self.name!r}"
             )
-        if not isinstance(self.feature_dim, int) or self.feature_dim < 1:
+        if isinstance(self.feature_dim, bool) or not isinstance(self.feature_dim, int) or self.feature_dim < 1:
             raise ValueError(
                 f"Modality `feature_dim` must be a positive int. Received: "
                 f"feature_dim={self.feature_dim!r} for modality {self.name!r}"

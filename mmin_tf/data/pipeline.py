@@ -198,7 +198,7 @@ def apply_availability(
     for index, spec in enumerate(modalities):
         present = availability[..., index]
         features = inputs[spec.name]
-        masked[spec.name] = features * tf.cast(present, features.dtype)[..., None, None]
+        masked[spec.name] = tf.where(present[..., None, None], features, tf.zeros_like(features))
         masked[spec.length_key] = inputs[spec.length_key] * tf.cast(present, tf.int32)
     return masked
 
@@ -368,13 +368,19 @@ def make_evaluation_dataset(
 ) -> tf.data.Dataset:
     """Batches of `(inputs, label, utterance_id)` with `condition` applied, in a fixed order."""
     modalities = tuple(modalities)
-    available = tf.constant(condition.available, tf.bool)
+
+    def apply_condition(example):
+        # A missing modality becomes zero frames, as in a served request without it: batches
+        # then pad it to the shortest boundary instead of carrying zeros of its old length.
+        inputs = _model_inputs(example, modalities)
+        for spec, available in zip(modalities, condition.available):
+            if not available:
+                inputs[spec.name] = tf.zeros([0, spec.feature_dim], tf.float32)
+                inputs[spec.length_key] = tf.zeros([], tf.int32)
+        return inputs, example[format_lib.LABEL], example[format_lib.UTTERANCE_ID]
+
     dataset = examples.map(
-        lambda example: (
-            apply_availability(_model_inputs(example, modalities), available, modalities),
-            example[format_lib.LABEL],
-            example[format_lib.UTTERANCE_ID],
-        ),
+        apply_condition,
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )

@@ -95,19 +95,20 @@ class ModalityEmbedder(keras.layers.Layer):
         present_features = tf.gather(features, present)  # (P, T, D)
         if spec.name in self.normalizers:
             present_features = self.normalizers[spec.name](present_features)
-        # One extra all-zero row of `minimum_length` frames gives the missing-modality embedding
-        # in the same encoder call (and keeps the encoder's batch non-empty).
+        # One extra all-zero row of `minimum_length` frames, first in the batch, gives the
+        # missing-modality embedding in the same encoder call (and keeps the batch non-empty).
+        # It goes first because slicing from the end of a dynamic batch miscompiles under XLA.
         shortfall = tf.maximum(encoder.minimum_length - tf.shape(features)[1], 0)
-        present_features = tf.pad(present_features, [[0, 1], [0, shortfall], [0, 0]])
+        present_features = tf.pad(present_features, [[1, 0], [0, shortfall], [0, 0]])
         present_lengths = tf.concat(
-            [tf.gather(lengths, present), tf.fill([1], tf.cast(encoder.minimum_length, lengths.dtype))],
+            [tf.fill([1], tf.cast(encoder.minimum_length, lengths.dtype)), tf.gather(lengths, present)],
             axis=0,
         )
         valid = tf.sequence_mask(present_lengths, tf.shape(present_features)[1], present_features.dtype)
         embeddings = encoder(present_features * valid[:, :, None], present_lengths, training=training)
-        missing = embeddings[-1:]  # (1, E): the encoder's output on zeros (Eq. 1)
+        missing = embeddings[:1]  # (1, E): the encoder's output on zeros (Eq. 1)
         return tf.tensor_scatter_nd_update(
-            tf.repeat(missing, batch, axis=0), present[:, None], embeddings[:-1]
+            tf.repeat(missing, batch, axis=0), present[:, None], embeddings[1:]
         )
 
     def call(self, inputs, training=None):

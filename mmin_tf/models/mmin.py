@@ -63,9 +63,10 @@ class MMIN(keras.Model):
         }
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "embedder": keras.layers.serialize(self.embedder),
-            "imagination": keras.layers.serialize(self.imagination),
-            "classifier": keras.layers.serialize(self.classifier),
-        }
+        config = super().get_config()
+        config.update(
+            embedder=keras.layers.serialize(self.embedder),
+            imagination=keras.layers.serialize(self.imagination),
+            classifier=keras.layers.serialize(self.classifier),
+        )
+        return config

@@ -49,8 +49,9 @@ class UtteranceFusion(keras.Model):
         return {"logits": self.classifier(embeddings, training=training), "embeddings": embeddings}
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "embedder": keras.layers.serialize(self.embedder),
-            "classifier": keras.layers.serialize(self.classifier),
-        }
+        config = super().get_config()
+        config.update(
+            embedder=keras.layers.serialize(self.embedder),
+            classifier=keras.layers.serialize(self.classifier),
+        )
+        return config

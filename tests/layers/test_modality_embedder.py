@@ -1,0 +1,344 @@
+"""Tests for `ModalityEmbedder`: per-modality encoders, normalization, missing embeddings (Eq. 1)."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmin_tf.layers import ModalityEmbedder, SequenceEncoder, TextCNN
+from mmin_tf.modalities import EncoderKind, ModalitySpec
+
+MODALITIES = (
+    ModalitySpec("acoustic", "a", 3, EncoderKind.LSTM),
+    ModalitySpec("visual", "v", 4, EncoderKind.LSTM),
+    ModalitySpec("text", "t", 5, EncoderKind.TEXT_CNN),
+)
+SIZES = {"acoustic": 4, "visual": 5, "text": 6}
+OFFSETS = {"acoustic": 0, "visual": 4, "text": 9}
+OUTPUT_SIZE = 15
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(0)
+
+
+def _encoders():
+    return {
+        "acoustic": SequenceEncoder(SIZES["acoustic"], name="acoustic_encoder"),
+        "visual": SequenceEncoder(SIZES["visual"], name="visual_encoder"),
+        "text": TextCNN(4, (2, 3), SIZES["text"], 0.5, name="text_encoder"),
+    }
+
+
+def _randomize(layer, seed=0):
+    """Random weights, biases included: fresh zero biases would make `h_miss` exactly zero."""
+    rng = np.random.default_rng(seed)
+    for variable in layer.trainable_variables:
+        variable.assign(rng.normal(scale=0.5, size=variable.shape).astype(np.float32))
+
+
+def _embedder(encoders=None, normalization=None):
+    embedder = ModalityEmbedder(MODALITIES, encoders or _encoders(), normalization)
+    embedder.build()
+    if encoders is None:
+        _randomize(embedder)
+    return embedder
+
+
+def _inputs(rng, lengths, time=6, padding=0.0, dtype=np.int32):
+    """Inputs with `lengths[name]` valid frames per row; `padding` beyond them (everywhere if 0)."""
+    inputs = {}
+    for spec in MODALITIES:
+        rows = np.asarray(lengths[spec.name], dtype)
+        features = rng.normal(size=(len(rows), time, spec.feature_dim)).astype(np.float32)
+        for row, length in enumerate(rows):
+            features[row, length:] = padding
+        inputs[spec.name] = features
+        inputs[spec.length_key] = rows
+    return inputs
+
+
+def test_xla_matches_eager():
+    """Regression: the all-zero row was sliced from the end of a dynamic batch, which XLA
+    compiled to an empty tensor (wrong shape with two modalities, a crash with three)."""
+    encoders = {
+        "acoustic": SequenceEncoder(SIZES["acoustic"], use_cudnn=False, name="acoustic_encoder"),
+        "visual": SequenceEncoder(SIZES["visual"], use_cudnn=False, name="visual_encoder"),
+        "text": TextCNN(4, (2, 3), SIZES["text"], 0.5, name="text_encoder"),
+    }
+    embedder = ModalityEmbedder(MODALITIES, encoders)
+    embedder.build()
+    _randomize(embedder)
+    inputs = _inputs(np.random.default_rng(11), MIXED)
+
+    compiled = tf.function(lambda x: embedder(x, training=False), jit_compile=True)(inputs)
+
+    assert compiled.shape == (5, OUTPUT_SIZE)
+    np.testing.assert_allclose(compiled.numpy(), embedder(inputs).numpy(), atol=1e-5)
+
+
+def _slice(embeddings, name):
+    return np.asarray(embeddings)[:, OFFSETS[name] : OFFSETS[name] + SIZES[name]]
+
+
+def _zero_embedding(embedder, spec):
+    """The encoder's own output on `minimum_length` all-zero frames: `h_miss` of Eq. 1."""
+    encoder = embedder.encoders[spec.name]
+    frames = encoder.minimum_length
+    zeros = np.zeros((1, frames, spec.feature_dim), np.float32)
+    return encoder(zeros, np.array([frames], np.int32)).numpy()
+
+
+def _rows(inputs, rows):
+    return {key: value[rows] for key, value in inputs.items()}
+
+
+MIXED = {"acoustic": [3, 0, 6, 1, 0], "visual": [0, 2, 5, 0, 4], "text": [1, 6, 0, 0, 2]}
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_eager_and_symbolic_output_shapes(dtype):
+    embedder = _embedder()
+
+    embeddings = embedder(_inputs(np.random.default_rng(0), MIXED, dtype=dtype))
+    symbolic = embedder(
+        {
+            **{spec.name: keras.Input((None, spec.feature_dim)) for spec in MODALITIES},
+            **{spec.length_key: keras.Input((), dtype="int32") for spec in MODALITIES},
+        }
+    )
+
+    assert embeddings.shape == (5, OUTPUT_SIZE)
+    assert embeddings.dtype == tf.float32
+    assert tuple(symbolic.shape) == (None, OUTPUT_SIZE)
+    assert embedder.output_size == OUTPUT_SIZE
+
+
+def test_concatenates_encoder_outputs_in_modality_order():
+    inputs = _inputs(np.random.default_rng(1), {"acoustic": [3, 2], "visual": [4, 1], "text": [5, 3]})
+    embedder = _embedder()
+
+    embeddings = embedder(inputs).numpy()
+
+    for spec in MODALITIES:
+        expected = embedder.encoders[spec.name](inputs[spec.name], inputs[spec.length_key]).numpy()
+        np.testing.assert_allclose(_slice(embeddings, spec.name), expected, atol=1e-6)
+
+
+def test_missing_modality_gets_encoder_output_on_zero_frames():
+    embedder = _embedder()
+
+    embeddings = embedder(_inputs(np.random.default_rng(2), MIXED, padding=3.0)).numpy()
+
+    for spec in MODALITIES:
+        missing = np.asarray(MIXED[spec.name]) == 0
+        expected = np.repeat(_zero_embedding(embedder, spec), missing.sum(), axis=0)
+        assert np.abs(expected).max() > 0.1  # not trivially zero
+        np.testing.assert_allclose(_slice(embeddings, spec.name)[missing], expected, atol=1e-6)
+
+
+def test_missing_embedding_does_not_depend_on_batch_or_on_the_row_features():
+    embedder = _embedder()
+    alone = embedder(
+        _inputs(np.random.default_rng(3), {"acoustic": [0], "visual": [0], "text": [0]}, time=1)
+    ).numpy()
+
+    # Row 2 misses text and row 1 misses acoustic, with garbage features and a longer time axis.
+    mixed = embedder(_inputs(np.random.default_rng(4), MIXED, time=9, padding=5.0)).numpy()
+
+    np.testing.assert_allclose(_slice(mixed, "text")[2], _slice(alone, "text")[0], atol=1e-6)
+    np.testing.assert_allclose(_slice(mixed, "acoustic")[1], _slice(alone, "acoustic")[0], atol=1e-6)
+    np.testing.assert_allclose(_slice(mixed, "visual")[0], _slice(alone, "visual")[0], atol=1e-6)
+
+
+def test_present_rows_equal_encoding_them_alone():
+    inputs = _inputs(np.random.default_rng(5), MIXED)
+    embedder = _embedder()
+
+    batch = embedder(inputs).numpy()
+
+    for row in range(len(MIXED["acoustic"])):
+        np.testing.assert_allclose(batch[row], embedder(_rows(inputs, [row])).numpy()[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("padding", [0.0, 4.0], ids=["zeros", "garbage"])
+def test_embedding_does_not_depend_on_padding(padding):
+    lengths = {"acoustic": [3, 1], "visual": [2, 3], "text": [1, 3]}
+    short = _inputs(np.random.default_rng(6), lengths, time=3)
+    long = {}
+    for spec in MODALITIES:
+        extra = np.full((2, 7, spec.feature_dim), padding, np.float32)
+        long[spec.name] = np.concatenate([short[spec.name], extra], axis=1)  # (2, 10, D)
+        for row, length in enumerate(lengths[spec.name]):
+            long[spec.name][row, length:] = padding
+        long[spec.length_key] = short[spec.length_key]
+    embedder = _embedder()
+
+    np.testing.assert_allclose(embedder(long).numpy(), embedder(short).numpy(), atol=1e-6)
+
+
+def test_time_shorter_than_text_kernel_works():
+    embedder = _embedder()
+    inputs = _inputs(np.random.default_rng(7), {"acoustic": [1, 0], "visual": [1, 1], "text": [1, 0]}, time=1)
+
+    embeddings = embedder(inputs).numpy()
+
+    text = embedder.encoders["text"]
+    padded = np.pad(inputs["text"][:1], [[0, 0], [0, text.minimum_length - 1], [0, 0]])
+    np.testing.assert_allclose(
+        _slice(embeddings, "text")[0], text(padded, np.array([1])).numpy()[0], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        _slice(embeddings, "text")[1], _zero_embedding(embedder, MODALITIES[2])[0], atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("use_tf_function", [False, True], ids=["eager", "tf_function"])
+def test_modality_missing_in_every_row(use_tf_function):
+    embedder = _embedder()
+    inputs = _inputs(np.random.default_rng(8), {"acoustic": [2, 3, 1], "visual": [0, 0, 0], "text": [3, 1, 2]})
+    call = tf.function(embedder) if use_tf_function else embedder
+
+    embeddings = call(inputs).numpy()
+
+    expected = np.repeat(_zero_embedding(embedder, MODALITIES[1]), 3, axis=0)
+    np.testing.assert_allclose(_slice(embeddings, "visual"), expected, atol=1e-6)
+    assert np.all(np.isfinite(embeddings))
+
+
+def test_every_modality_missing_with_no_frames():
+    embedder = _embedder()
+    inputs = _inputs(np.random.default_rng(15), {"acoustic": [0, 0], "visual": [0, 0], "text": [0, 0]}, time=0)
+
+    embeddings = embedder(inputs).numpy()
+
+    for spec in MODALITIES:
+        expected = np.repeat(_zero_embedding(embedder, spec), 2, axis=0)
+        np.testing.assert_allclose(_slice(embeddings, spec.name), expected, atol=1e-6)
+
+
+def test_tf_function_matches_eager():
+    embedder = _embedder()
+    inputs = _inputs(np.random.default_rng(9), MIXED)
+
+    graph = tf.function(lambda x: embedder(x, training=False))(inputs)
+
+    np.testing.assert_allclose(graph.numpy(), embedder(inputs).numpy(), atol=1e-6)
+
+
+def _statistics(rng, spec):
+    return {
+        "mean": rng.normal(size=spec.feature_dim).tolist(),
+        "std": rng.uniform(0.5, 2.0, size=spec.feature_dim).tolist(),
+    }
+
+
+def test_normalization_equals_embedding_of_standardized_features():
+    rng = np.random.default_rng(10)
+    stats = {"acoustic": _statistics(rng, MODALITIES[0]), "text": _statistics(rng, MODALITIES[2])}
+    encoders = _encoders()
+    normalized = _embedder(encoders, stats)
+    _randomize(normalized)
+    plain = _embedder(encoders)  # the same encoder layers, no normalization
+    inputs = _inputs(rng, MIXED, padding=2.0)
+
+    standardized = dict(inputs)
+    for name, values in stats.items():
+        mean, std = np.asarray(values["mean"], np.float32), np.asarray(values["std"], np.float32)
+        standardized[name] = (inputs[name] - mean) / std
+
+    np.testing.assert_allclose(normalized(inputs).numpy(), plain(standardized).numpy(), atol=1e-5)
+    # The visual modality has no statistics: used as it is.
+    np.testing.assert_allclose(
+        _slice(normalized(inputs), "visual"), _slice(plain(inputs), "visual"), atol=1e-6
+    )
+
+
+def test_missing_embedding_with_normalization_is_encoder_on_zeros():
+    rng = np.random.default_rng(11)
+    embedder = _embedder(normalization={"acoustic": _statistics(rng, MODALITIES[0])})
+
+    embeddings = embedder(_inputs(rng, MIXED)).numpy()
+
+    np.testing.assert_allclose(
+        _slice(embeddings, "acoustic")[[1, 4]],
+        np.repeat(_zero_embedding(embedder, MODALITIES[0]), 2, axis=0),
+        atol=1e-6,
+    )
+
+
+def test_config_round_trip():
+    rng = np.random.default_rng(12)
+    embedder = _embedder(normalization={"acoustic": _statistics(rng, MODALITIES[0])})
+    inputs = _inputs(rng, MIXED)
+
+    config = embedder.get_config()
+    restored = ModalityEmbedder.from_config(config)
+    restored.build()
+    restored.set_weights(embedder.get_weights())
+
+    assert restored.modalities == MODALITIES
+    assert restored.normalization == embedder.normalization
+    assert {name: type(layer) for name, layer in restored.encoders.items()} == {
+        "acoustic": SequenceEncoder, "visual": SequenceEncoder, "text": TextCNN
+    }
+    np.testing.assert_allclose(restored(inputs).numpy(), embedder(inputs).numpy(), atol=1e-6)
+
+
+def _functional(embedder):
+    inputs = {}
+    for spec in MODALITIES:
+        inputs[spec.name] = keras.Input((None, spec.feature_dim), name=spec.name)
+        inputs[spec.length_key] = keras.Input((), dtype="int32", name=spec.length_key)
+    return keras.Model(inputs, embedder(inputs))
+
+
+def test_keras_save_and_load(tmp_path):
+    rng = np.random.default_rng(13)
+    model = _functional(_embedder(normalization={"acoustic": _statistics(rng, MODALITIES[0])}))
+    inputs = _inputs(rng, MIXED)
+    path = os.path.join(tmp_path, "embedder.keras")
+
+    model.save(path)
+    loaded = keras.models.load_model(path)
+
+    np.testing.assert_allclose(loaded(inputs).numpy(), model(inputs).numpy(), atol=1e-6)
+
+
+def test_one_training_step_changes_every_weight():
+    model = _functional(_embedder())
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    inputs = _inputs(np.random.default_rng(14), MIXED)
+
+    loss = model.train_on_batch(inputs, np.ones((5, OUTPUT_SIZE), np.float32))
+
+    assert np.isfinite(loss)
+    for old, variable in zip(before, model.trainable_variables):
+        assert not np.allclose(old, variable.numpy()), variable.path
+
+
+@pytest.mark.parametrize(
+    "names", [("acoustic", "visual"), ("acoustic", "visual", "text", "video")], ids=["missing", "extra"]
+)
+def test_rejects_encoders_not_matching_modalities(names):
+    encoders = {name: SequenceEncoder(4) for name in names}
+    with pytest.raises(ValueError, match=r"`encoders` must have one encoder per modality"):
+        ModalityEmbedder(MODALITIES, encoders)
+
+
+def test_rejects_normalization_of_unknown_modality():
+    stats = {"video": {"mean": [0.0], "std": [1.0]}}
+    with pytest.raises(ValueError, match=r"`normalization` names unknown modalities \['video'\]"):
+        ModalityEmbedder(MODALITIES, _encoders(), stats)
+
+
+@pytest.mark.parametrize("field", ["mean", "std"])
+def test_rejects_statistics_of_wrong_length(field):
+    stats = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    stats[field] = stats[field][:2]
+    with pytest.raises(ValueError, match=r"Normalization statistics of 'acoustic' must have 3 values"):
+        ModalityEmbedder(MODALITIES, _encoders(), {"acoustic": stats})
