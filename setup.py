@@ -21,9 +21,11 @@ setuptools.setup(
         "numpy>=1.26",
         "h5py>=3.10",
         "scikit-learn>=1.5",
+        "tensorflow-serving-api==2.21.0",
     ],
     extras_require={
-        "test": ["pytest>=8", "scipy>=1.13"],
+        "test": ["pytest>=8", "scipy>=1.13", "kserve==0.21.0"],
+        "serving": ["kserve==0.21.0"],
         "profile": ["tensorboard-plugin-profile>=2.24"],
     },
 )

@@ -4,6 +4,7 @@ Run directory layout:
 
     config.json          the resolved TrainConfig (and flags.txt, written by the CLI)
     normalization.json   per-dimension statistics of the fold's training split
+    labels.json          the dataset's class names, in label-index order
     best.keras           the served model at the best validation epoch
     best.json            {"epoch", "value", "metric"} of that epoch
     backup/              Keras BackupAndRestore state: a re-run resumes after the last epoch
@@ -40,6 +41,7 @@ METRICS = "metrics.json"
 CONFIG = "config.json"
 BEST_MODEL = "best.keras"
 NORMALIZATION = "normalization.json"
+LABELS = "labels.json"
 
 
 class RunError(ValueError):
@@ -168,6 +170,7 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
             splits["train"], modalities, config.data.normalize
         ).to_json()
     atomic_write_json(os.path.join(config.output_dir, NORMALIZATION), normalization)
+    atomic_write_json(os.path.join(config.output_dir, LABELS), list(info.label_names))
 
     if teacher is None:
         served = construction.build_utterance_fusion(modalities, info.num_classes, config.model, normalization)

@@ -43,3 +43,25 @@ def tiny_dataset(tmp_path_factory, tiny_modalities):
             writer.write(utterance)
         info = writer.finish()
     return data_dir, info
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory):
+    """A finished tiny MMIN run (its teacher trained first), shared by the export and serving tests."""
+    from mmin_tf import configs
+    from mmin_tf.training import run_training
+    from tests import tiny_runs
+
+    root = tmp_path_factory.mktemp("mmin_run")
+    tiny_runs.write_dataset(root / "data")
+    output_dir = root / "mmin"
+    run_training(tiny_runs.tiny_config(root / "data", output_dir, kind=configs.ModelKind.MMIN))
+    return str(output_dir)
+
+
+@pytest.fixture(scope="session")
+def exported(run_dir, tmp_path_factory):
+    """`run_dir` exported as version 1 of a TF Serving model base path."""
+    from mmin_tf import export
+
+    return export.export_run(run_dir, str(tmp_path_factory.mktemp("saved_models") / "mmin"))

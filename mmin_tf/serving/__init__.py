@@ -1,0 +1,1 @@
+"""Serving an exported MMIN over TF Serving's REST predict protocol with KServe's model server."""

@@ -1,0 +1,166 @@
+"""SavedModel export: signatures, agreement with the in-memory model, warm-up, atomic writes."""
+
+import json
+import os
+import subprocess
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmin_tf import export
+from mmin_tf import modalities as modalities_lib
+from mmin_tf.data import format as format_lib
+from mmin_tf.training import RunError
+from tests import tiny_runs
+
+MODALITIES = tiny_runs.MODALITIES
+CONDITIONS = modalities_lib.evaluation_conditions(MODALITIES)
+
+
+def mixed_condition_batch(seed=0, time=6):
+    """One example per test condition (a, v, t, av, at, vt, avt), with ragged lengths."""
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for index, spec in enumerate(MODALITIES):
+        lengths = np.array(
+            [rng.integers(1, time + 1) if c.available[index] else 0 for c in CONDITIONS], np.int32
+        )
+        features = rng.normal(size=(len(CONDITIONS), time, spec.feature_dim)).astype(np.float32)
+        features[lengths == 0] = 0.0
+        inputs[spec.name] = features
+        inputs[spec.length_key] = lengths
+    return inputs
+
+
+def test_version_directories_are_numbered_and_complete(run_dir, tmp_path):
+    export_dir = str(tmp_path / "mmin")
+    first = export.export_run(run_dir, export_dir)
+    second = export.export_run(run_dir, export_dir, warmup=False)
+    assert [os.path.basename(first), os.path.basename(second)] == ["1", "2"]
+    assert sorted(os.listdir(export_dir)) == ["1", "2"]
+    for path in (first, second):
+        assert os.path.exists(os.path.join(path, "saved_model.pb"))
+    assert os.path.exists(os.path.join(first, export.WARMUP_FILE))
+    assert not os.path.exists(os.path.join(second, export.WARMUP_FILE))
+
+
+def test_failed_export_leaves_no_version(run_dir, tmp_path, monkeypatch):
+    export_dir = tmp_path / "mmin"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export.saved_model, "warmup_requests", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export.export_run(run_dir, str(export_dir))
+    assert os.listdir(export_dir) == []
+
+
+def test_unfinished_run_is_refused(run_dir, tmp_path):
+    with pytest.raises(RunError, match="not an mmin_tf run directory"):
+        export.export_run(str(tmp_path), str(tmp_path / "out"))
+
+
+def test_signature_names_types_and_shapes(exported):
+    loaded = tf.saved_model.load(exported)
+    assert set(loaded.signatures) == {"serving_default", "serve_examples"}
+    inputs = loaded.signatures["serving_default"].structured_input_signature[1]
+    assert set(inputs) == {"acoustic", "acoustic_length", "visual", "visual_length", "text", "text_length"}
+    assert inputs["acoustic"].shape.as_list() == [None, None, 6]
+    assert inputs["acoustic"].dtype == tf.float32
+    assert inputs["text_length"].shape.as_list() == [None]
+    assert inputs["text_length"].dtype == tf.int32
+    outputs = loaded.signatures["serving_default"].structured_outputs
+    assert set(outputs) == {"probabilities", "class_id", "class_name", "condition"}
+
+
+def test_exported_model_agrees_with_the_in_memory_model_for_every_condition(run_dir, exported):
+    model = keras.saving.load_model(os.path.join(run_dir, "best.keras"))
+    inputs = mixed_condition_batch()
+    expected = tf.nn.softmax(model(inputs, training=False)["logits"]).numpy()
+    served = tf.saved_model.load(exported).signatures["serving_default"](
+        **{key: tf.constant(value) for key, value in inputs.items()}
+    )
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert [c.decode() for c in served["condition"].numpy()] == [c.name for c in CONDITIONS]
+    with open(os.path.join(run_dir, "labels.json")) as f:
+        labels = json.load(f)
+    assert [n.decode() for n in served["class_name"].numpy()] == [labels[i] for i in expected.argmax(-1)]
+    np.testing.assert_array_equal(served["class_id"].numpy(), expected.argmax(-1))
+
+
+def test_examples_signature_treats_absent_feature_lists_as_missing(exported):
+    inputs = mixed_condition_batch(seed=1)
+    serialized = []
+    for row, condition in enumerate(CONDITIONS):
+        features = {
+            spec.name: inputs[spec.name][row, : inputs[spec.length_key][row]]
+            for spec, available in zip(MODALITIES, condition.available)
+            if available
+        }
+        utterance = format_lib.Utterance(f"u{row}", "s", "g", 0, features)
+        serialized.append(format_lib.serialize_utterance(utterance, MODALITIES))
+    signatures = tf.saved_model.load(exported).signatures
+    from_examples = signatures["serve_examples"](examples=tf.constant(serialized))
+    from_tensors = signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
+    np.testing.assert_allclose(
+        from_examples["probabilities"].numpy(), from_tensors["probabilities"].numpy(), rtol=1e-5, atol=1e-6
+    )
+    assert [c.decode() for c in from_examples["condition"].numpy()] == [c.name for c in CONDITIONS]
+
+
+def test_example_without_any_modality_is_an_error(exported):
+    inputs = mixed_condition_batch()
+    for spec in MODALITIES:
+        inputs[spec.length_key][2] = 0
+    serve = tf.saved_model.load(exported).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"batch positions.*\[2\].*has no modality with frames"):
+        serve(**{key: tf.constant(value) for key, value in inputs.items()})
+
+
+def test_length_beyond_time_is_an_error(exported):
+    inputs = mixed_condition_batch()
+    inputs["acoustic_length"][0] = 99
+    serve = tf.saved_model.load(exported).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="acoustic_length exceeds the time dimension"):
+        serve(**{key: tf.constant(value) for key, value in inputs.items()})
+
+
+def test_warmup_requests_cover_every_condition(exported):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    records = list(tf.data.TFRecordDataset(os.path.join(exported, export.WARMUP_FILE)).as_numpy_iterator())
+    assert len(records) == len(CONDITIONS)
+    serve = tf.saved_model.load(exported).signatures["serving_default"]
+    conditions = []
+    for record in records:
+        request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+        assert request.model_spec.signature_name == "serving_default"
+        tensors = {key: tf.make_ndarray(value) for key, value in request.inputs.items()}
+        conditions.append(serve(**{k: tf.constant(v) for k, v in tensors.items()})["condition"].numpy()[0].decode())
+    assert conditions == [c.name for c in CONDITIONS]
+
+
+def test_saved_model_cli_show_and_run(exported, tmp_path):
+    shown = subprocess.run(
+        ["saved_model_cli", "show", "--dir", exported, "--tag_set", "serve", "--signature_def", "serving_default"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "inputs['acoustic_length']" in shown.stdout and "outputs['probabilities']" in shown.stdout
+    inputs = mixed_condition_batch()
+    paths = []
+    for key, value in inputs.items():
+        np.save(tmp_path / f"{key}.npy", value)
+        paths.append(f"{key}={tmp_path / key}.npy")
+    ran = subprocess.run(
+        ["saved_model_cli", "run", "--dir", exported, "--tag_set", "serve", "--signature_def",
+         "serving_default", "--inputs", ";".join(paths), "--outdir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    probabilities = np.load(tmp_path / "out" / "probabilities.npy")
+    assert probabilities.shape == (len(CONDITIONS), 4)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
