@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+import json
+import os
+from typing import Mapping, Optional, Sequence
 
+import keras
 import numpy as np
 import tensorflow as tf
 
+from mmin_tf import configs
 from mmin_tf import metrics as metrics_lib
 from mmin_tf import modalities as modalities_lib
+from mmin_tf.data import format as format_lib
+from mmin_tf.data import pipeline
+
+
+def model_input_signature(modalities: Sequence[modalities_lib.ModalitySpec]) -> dict:
+    """Named TensorSpecs of the model inputs: features `(batch, time, dim)`, lengths `(batch,)`.
+
+    Also the `serving_default` signature of exported models.
+    """
+    signature = {}
+    for spec in modalities:
+        signature[spec.name] = tf.TensorSpec([None, None, spec.feature_dim], tf.float32, name=spec.name)
+        signature[spec.length_key] = tf.TensorSpec([None], tf.int32, name=spec.length_key)
+    return signature
 
 
 def prediction_function(model, modalities: Sequence[modalities_lib.ModalitySpec]):
     """A traced `inputs -> probabilities (batch, classes)` with one signature for every shape."""
-    signature = {}
-    for spec in modalities:
-        signature[spec.name] = tf.TensorSpec([None, None, spec.feature_dim], tf.float32)
-        signature[spec.length_key] = tf.TensorSpec([None], tf.int32)
 
-    @tf.function(input_signature=[signature])
+    @tf.function(input_signature=[model_input_signature(modalities)])
     def predict(inputs):
         return tf.nn.softmax(tf.cast(model(inputs, training=False)["logits"], tf.float32))
 
@@ -57,3 +71,115 @@ def evaluate_conditions(
         num_classes,
     )
     return report, predictions
+
+
+def confusion_matrices(predictions, label_names: Sequence[str]) -> dict:
+    """confusion_matrices.json: `{"label_names", "conditions": {name: rows = true classes}}`."""
+    return {
+        "label_names": list(label_names),
+        "conditions": {
+            name: metrics_lib.confusion_matrix(labels, probs.argmax(-1), len(label_names)).tolist()
+            for name, (labels, probs, _) in predictions.items()
+        },
+    }
+
+
+def train_config_from_json(config: dict) -> configs.TrainConfig:
+    """The `TrainConfig` of a run's config.json (`TrainConfig.to_json` inverted, validated again)."""
+    model = dict(config["model"], kind=configs.ModelKind(config["model"]["kind"]))
+    for key in ("text_cnn_kernel_sizes", "classifier_hidden_sizes", "autoencoder_hidden_sizes"):
+        model[key] = tuple(model[key])
+    mode = config["condition_mode"]
+    return configs.TrainConfig(**{
+        **config,
+        "data": configs.DataConfig(**dict(config["data"], normalize=tuple(config["data"]["normalize"]))),
+        "model": configs.ModelConfig(**model),
+        "optimization": configs.OptimizationConfig(**config["optimization"]),
+        "teacher_optimization": configs.OptimizationConfig(**config["teacher_optimization"]),
+        "losses": configs.LossConfig(**dict(
+            config["losses"], reduction=configs.ImaginationReduction(config["losses"]["reduction"]))),
+        "condition_mode": None if mode is None else pipeline.ConditionMode(mode),
+        "selection_metric": configs.SelectionMetric(config["selection_metric"]),
+        "profile_batch": None if config["profile_batch"] is None else tuple(config["profile_batch"]),
+    })
+
+
+def evaluate_run(run_dir: str, data_dir: Optional[str] = None, output_dir: Optional[str] = None) -> dict:
+    """Re-evaluates a run's `best.keras` on its fold's test split under every test condition.
+
+    The conditions, batching and metrics are those of training, so on the run's own data the
+    result equals the metrics.json training wrote.
+
+    Args:
+        run_dir: a training run directory (config.json, best.json, best.keras).
+        data_dir: the dataset; default: the one in config.json. Its modalities and label names
+            must be the model's.
+        output_dir: where metrics.json and confusion_matrices.json are written; default
+            `run_dir`, which is refused when `data_dir` is another dataset (it would replace the
+            run's own results).
+
+    Returns:
+        The metrics.json content: `{"model", "fold", "seed", "best_epoch", "conditions",
+        "missing_mean", "missing_pooled"}`.
+
+    Raises:
+        RunError: not a (finished) run, or data that do not fit the model.
+    """
+    from mmin_tf import training  # training.py and callbacks.py import this module
+    from mmin_tf.callbacks import atomic_write_json
+
+    config = train_config_from_json(training.load_run_config(run_dir))
+    own_data_dir = config.data.data_dir
+    data_dir = data_dir or own_data_dir
+    if output_dir is None:
+        if os.path.abspath(data_dir) != os.path.abspath(own_data_dir):
+            raise training.RunError(
+                f"Evaluating {run_dir!r} on {data_dir!r}, not its own dataset {own_data_dir!r}, would "
+                "replace the run's metrics.json; give an output directory"
+            )
+        output_dir = run_dir
+    best_path = os.path.join(run_dir, training.BEST_MODEL)
+    best_state = os.path.join(run_dir, "best.json")
+    if not os.path.exists(best_path) or not os.path.exists(best_state):
+        raise training.RunError(f"{run_dir!r} has no best model yet ({training.BEST_MODEL}, best.json)")
+    info = format_lib.load_info(data_dir)
+    model = keras.saving.load_model(best_path)
+    expected = [spec.to_json() for spec in model.modalities]
+    received = [spec.to_json() for spec in info.modalities]
+    if expected != received:
+        raise training.RunError(
+            f"{data_dir!r} has modalities {received}, but the model of {run_dir!r} was trained on {expected}"
+        )
+    labels_path = os.path.join(run_dir, training.LABELS)
+    if os.path.exists(labels_path):
+        with open(labels_path) as f:
+            label_names = json.load(f)
+        if label_names != list(info.label_names):
+            raise training.RunError(
+                f"{data_dir!r} has labels {list(info.label_names)}, but {run_dir!r} was trained on {label_names}"
+            )
+    modalities = info.modalities
+    conditions = modalities_lib.evaluation_conditions(modalities)
+    if config.matched_condition:
+        matched = modalities_lib.parse_condition(config.matched_condition, modalities)
+        if matched not in conditions:
+            conditions += (matched,)
+    test = pipeline.read_fold_split(data_dir, info, config.data.fold, "test").cache()
+    batching = training.batching_for(info, config)
+    datasets = {
+        condition.name: pipeline.make_evaluation_dataset(test, modalities, condition, batching)
+        for condition in conditions
+    }
+    report, predictions = evaluate_conditions(
+        prediction_function(model, modalities), datasets, modalities, info.num_classes
+    )
+    with open(best_state) as f:
+        best_epoch = json.load(f)["epoch"]
+    result = {"model": config.model.kind.value, "fold": config.data.fold, "seed": config.seed,
+              "best_epoch": best_epoch, **report}
+    os.makedirs(output_dir, exist_ok=True)
+    atomic_write_json(
+        os.path.join(output_dir, "confusion_matrices.json"), confusion_matrices(predictions, info.label_names)
+    )
+    atomic_write_json(os.path.join(output_dir, training.METRICS), result)
+    return result

@@ -24,6 +24,8 @@ import warnings
 from typing import Sequence
 
 import keras
+import numpy as np
+import tensorflow as tf
 from absl import logging
 
 from mmin_tf import cli
@@ -33,7 +35,7 @@ from mmin_tf.callbacks import ConditionValidation, EpochTimer, atomic_write_json
 from mmin_tf.configs import ModelKind, TrainConfig
 from mmin_tf.data import format as format_lib
 from mmin_tf.data import pipeline
-from mmin_tf.evaluation import evaluate_conditions, prediction_function
+from mmin_tf.evaluation import evaluate_conditions, model_input_signature, prediction_function
 from mmin_tf.models import construction
 from mmin_tf.models.trainer import ClassifierTrainer
 
@@ -129,6 +131,24 @@ def load_teacher(pretrained_dir: str, config: TrainConfig, info: format_lib.Data
     return teacher
 
 
+def teacher_embeddings(embedder, examples, modalities, batching):
+    """The frozen teacher's embeddings of every example with all its modalities, computed once.
+
+    Returns:
+        `(utterance ids, float32 array (n, embedding_dim))`.
+    """
+    full = modalities_lib.full_condition(modalities)
+    dataset = pipeline.make_evaluation_dataset(examples, modalities, full, batching)
+    embed = tf.function(
+        lambda inputs: embedder(inputs, training=False), input_signature=[model_input_signature(modalities)]
+    )
+    ids, values = [], []
+    for inputs, _, utterance_id in dataset:
+        values.append(embed(inputs).numpy())
+        ids.extend(utterance_id.numpy().astype(str).tolist())
+    return ids, np.concatenate(values).astype(np.float32)
+
+
 def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
     """Trains (or resumes, or skips when complete) one run; returns its test metrics.
 
@@ -194,9 +214,17 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
     mode = config.resolved_condition_mode
     conditions = pipeline.training_conditions(mode, modalities, matched)
     batching = batching_for(info, config)
+    train_examples, extra_keys = splits["train"], ()
+    if teacher is not None:
+        ids, embeddings = teacher_embeddings(teacher.embedder, splits["train"], modalities, batching)
+        train_examples = pipeline.attach_per_utterance(
+            train_examples, pipeline.TEACHER_EMBEDDING, ids, embeddings
+        ).cache()
+        extra_keys = (pipeline.TEACHER_EMBEDDING,)
     train_dataset = pipeline.make_training_dataset(
-        splits["train"], modalities, conditions, batching,
+        train_examples, modalities, conditions, batching,
         sample_one_condition=mode is pipeline.ConditionMode.RANDOM, seed=config.seed,
+        extra_keys=extra_keys,
     )
     evaluation_conditions = modalities_lib.evaluation_conditions(modalities)
     if matched is not None and matched not in evaluation_conditions:

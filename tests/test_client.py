@@ -54,3 +54,8 @@ def test_instances_and_inputs_payloads_carry_the_same_tensors():
 def test_bad_examples_are_refused(examples, message):
     with pytest.raises(ValueError, match=message):
         client.batch_tensors(examples, MODALITIES)
+
+
+def test_a_scalar_instead_of_frames_is_a_shape_error():
+    with pytest.raises(ValueError, match=r"acoustic must have shape \(time, 6\); received \(\)"):
+        client.batch_tensors([{"acoustic": np.float32(1)}], MODALITIES)

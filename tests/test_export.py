@@ -128,19 +128,21 @@ def test_length_beyond_time_is_an_error(exported):
         serve(**{key: tf.constant(value) for key, value in inputs.items()})
 
 
-def test_warmup_requests_cover_every_condition(exported):
+def test_warmup_requests_cover_every_condition_and_both_signatures(exported):
     from tensorflow_serving.apis import prediction_log_pb2
 
     records = list(tf.data.TFRecordDataset(os.path.join(exported, export.WARMUP_FILE)).as_numpy_iterator())
-    assert len(records) == len(CONDITIONS)
-    serve = tf.saved_model.load(exported).signatures["serving_default"]
-    conditions = []
+    assert len(records) == 2 * len(CONDITIONS)
+    signatures = tf.saved_model.load(exported).signatures
+    conditions = {"serving_default": [], "serve_examples": []}
     for record in records:
         request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
-        assert request.model_spec.signature_name == "serving_default"
+        name = request.model_spec.signature_name
         tensors = {key: tf.make_ndarray(value) for key, value in request.inputs.items()}
-        conditions.append(serve(**{k: tf.constant(v) for k, v in tensors.items()})["condition"].numpy()[0].decode())
-    assert conditions == [c.name for c in CONDITIONS]
+        outputs = signatures[name](**{k: tf.constant(v) for k, v in tensors.items()})
+        conditions[name].append(outputs["condition"].numpy()[0].decode())
+    expected = [c.name for c in CONDITIONS]
+    assert conditions == {"serving_default": expected, "serve_examples": expected}
 
 
 def test_saved_model_cli_show_and_run(exported, tmp_path):

@@ -34,16 +34,17 @@ def batch_tensors(examples: Sequence[Example], modalities: Sequence[modalities_l
         unknown = sorted(set(example) - known)
         if unknown:
             raise ValueError(f"Example {index} has unknown modalities {unknown}; known: {sorted(known)}")
-        if all(example.get(spec.name) is None or len(example[spec.name]) == 0 for spec in modalities):
-            raise ValueError(f"Example {index} has no modality with frames; the model needs at least one")
-    for spec in modalities:
-        arrays = [example.get(spec.name) for example in examples]
-        for index, array in enumerate(arrays):
+        for spec in modalities:
+            array = example.get(spec.name)
             if array is not None and (np.ndim(array) != 2 or np.shape(array)[1] != spec.feature_dim):
                 raise ValueError(
                     f"Example {index}: {spec.name} must have shape (time, {spec.feature_dim}); "
                     f"received {np.shape(array)}"
                 )
+        if all(example.get(spec.name) is None or len(example[spec.name]) == 0 for spec in modalities):
+            raise ValueError(f"Example {index} has no modality with frames; the model needs at least one")
+    for spec in modalities:
+        arrays = [example.get(spec.name) for example in examples]
         lengths = np.array([0 if array is None else len(array) for array in arrays], np.int32)
         features = np.zeros((len(examples), max(1, int(lengths.max())), spec.feature_dim), np.float32)
         for row, array in enumerate(arrays):

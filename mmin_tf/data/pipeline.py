@@ -33,6 +33,7 @@ from mmin_tf import modalities as modalities_lib
 from mmin_tf.data import format as format_lib
 
 AVAILABILITY = "availability"
+TEACHER_EMBEDDING = "teacher_embedding"
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -207,12 +208,41 @@ def _conditions_tensor(conditions: Sequence[modalities_lib.Condition]) -> tf.Ten
     return tf.constant([condition.available for condition in conditions], tf.bool)
 
 
-def _model_inputs(example: Mapping[str, tf.Tensor], modalities) -> dict[str, tf.Tensor]:
-    inputs = {}
+def _model_inputs(example: Mapping[str, tf.Tensor], modalities, extra_keys=()) -> dict[str, tf.Tensor]:
+    inputs = {key: example[key] for key in extra_keys}
     for spec in modalities:
         inputs[spec.name] = example[spec.name]
         inputs[spec.length_key] = example[spec.length_key]
     return inputs
+
+
+def attach_per_utterance(
+    examples: tf.data.Dataset, key: str, utterance_ids: Sequence[str], values: np.ndarray
+) -> tf.data.Dataset:
+    """Adds `values[i]` under `key` to the example whose id is `utterance_ids[i]`.
+
+    Used to carry per-utterance constants computed once (the frozen teacher's embeddings) into
+    the training batches. Every example must have a value.
+    """
+    if len(utterance_ids) != len(values):
+        raise ValueError(f"{len(utterance_ids)} ids but {len(values)} values")
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(list(utterance_ids), tf.string), tf.range(len(utterance_ids), dtype=tf.int64)
+        ),
+        default_value=-1,
+    )
+    constants = tf.constant(values)
+
+    def attach(example):
+        index = table.lookup(example[format_lib.UTTERANCE_ID])
+        check = tf.debugging.assert_non_negative(
+            index, message=f"an utterance has no precomputed {key!r}"
+        )
+        with tf.control_dependencies([check]):
+            return {**example, key: tf.gather(constants, index)}
+
+    return examples.map(attach, num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,6 +341,7 @@ def make_training_dataset(
     *,
     sample_one_condition: bool,
     seed: int,
+    extra_keys: Sequence[str] = (),
 ) -> tf.data.Dataset:
     """Batches of `(inputs with availability, label)` for one epoch; reshuffled every epoch.
 
@@ -320,6 +351,7 @@ def make_training_dataset(
         sample_one_condition: True draws one of `conditions` per utterance per epoch; False
             yields every utterance once under every condition.
         seed: shuffling and condition draws; same seed, same batches.
+        extra_keys: example keys passed into the inputs as they are (e.g. `teacher_embedding`).
 
     Cache `examples` (`.cache()`) when it is read more than once: parsing is the costly part.
     """
@@ -327,7 +359,7 @@ def make_training_dataset(
     table = _conditions_tensor(conditions)
     count = len(conditions)
     dataset = examples.map(
-        lambda example: (_model_inputs(example, modalities), example[format_lib.LABEL]),
+        lambda example: (_model_inputs(example, modalities, extra_keys), example[format_lib.LABEL]),
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )

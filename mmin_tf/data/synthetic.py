@@ -5,12 +5,16 @@ proportions of the paper's Table 2 (happy 1636, anger 1103, sadness 1084, neutra
 synthetic corpus copies that layout. Its features have cross-modal structure, so that a
 missing-modality model has something to learn:
 
-    u        = class_mean[label] + speaker_offset + shared_noise          (latent_dim,)
-    x_m[t]   = P_m (u + private_noise_m + frame_noise_t)                   (feature_dim_m,)
+    s        = speaker_offset + shared_noise                                  (latent_dim,)
+    z_m      = signal_m * class_separation * class_mean[label] + s + private_m  (latent_dim,)
+    x_m[t]   = P_m (z_m + frame_noise_t)                                     (feature_dim_m,)
 
-`u` is shared by all modalities of an utterance, so each modality's embedding is partly
+`s` is shared by all modalities of an utterance, so each modality's embedding is partly
 predictable from the others'. The class signal is scaled per modality (text strongest, visual
-weakest, as on IEMOCAP), so single modalities are weaker than their fusion.
+weakest, as on IEMOCAP) and each modality has its own noise, so single modalities are weaker than
+their fusion. With the default separation (0.5), a logistic regression on utterance-mean features
+(800 utterances, 4-fold) reaches about 0.60 (acoustic), 0.54 (visual) and 0.72 (text) accuracy,
+near the paper's single-modality IEMOCAP numbers (Table 7: 0.58 / 0.51 / 0.69 UA).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ IEMOCAP_CLASS_COUNTS = (1636, 1103, 1084, 1708)
 DEFAULT_MEAN_LENGTHS = {"acoustic": 150, "visual": 50, "text": 22}
 # Class signal per modality: text > acoustic > visual, as the paper's single-modality results.
 DEFAULT_SIGNAL = {"acoustic": 0.8, "visual": 0.6, "text": 1.0}
+# Scale of the class means in the latent space: sets how separable the classes are.
+CLASS_SEPARATION = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +58,7 @@ class SyntheticConfig:
     num_groups: int = 5
     speakers_per_group: int = 2
     latent_dim: int = 16
+    class_separation: float = CLASS_SEPARATION
     seed: int = 0
 
     def __post_init__(self):
@@ -99,14 +106,17 @@ def generate(config: SyntheticConfig) -> Iterator[Utterance]:
         speaker_index = index % len(speakers)
         group, speaker = speakers[speaker_index]
         label = int(labels[index])
-        shared = (
-            class_means[label] + speaker_offsets[speaker_index] + rng.normal(0, 0.7, latent_dim)
-        )
+        # Speaker and utterance nuisance shared by every modality: predictable across modalities.
+        shared = speaker_offsets[speaker_index] + rng.normal(0, 0.7, latent_dim)
         features = {}
         for spec in config.modalities:
             length = max(1, int(round(mean_lengths[spec.name] * rng.lognormal(0.0, 0.35))))
-            private = rng.normal(0.0, 0.6, latent_dim) + (signal[spec.name] - 1.0) * class_means[label]
-            frames = shared + private + rng.normal(0.0, 0.8, size=(length, latent_dim))
+            latent = (
+                signal[spec.name] * config.class_separation * class_means[label]
+                + shared
+                + rng.normal(0.0, 0.8, latent_dim)  # private to this modality
+            )
+            frames = latent + rng.normal(0.0, 0.8, size=(length, latent_dim))
             features[spec.name] = (frames @ projections[spec.name]).astype(np.float32)
         yield Utterance(
             utterance_id=f"{speaker}_{index:05d}",

@@ -7,7 +7,6 @@ from mmin_tf.export.saved_model import (
     build_archive,
     export_model,
     export_run,
-    input_signature,
     next_version,
     warmup_requests,
 )
@@ -19,7 +18,6 @@ __all__ = [
     "build_archive",
     "export_model",
     "export_run",
-    "input_signature",
     "next_version",
     "warmup_requests",
 ]

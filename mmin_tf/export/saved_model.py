@@ -19,8 +19,6 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Sequence
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -28,21 +26,13 @@ from absl import logging
 
 from mmin_tf import modalities as modalities_lib
 from mmin_tf.data import format as format_lib
+from mmin_tf.evaluation import model_input_signature
 from mmin_tf.training import BEST_MODEL, LABELS, METRICS, RunError, load_run_config
 
 SERVING_SIGNATURE = "serving_default"
 EXAMPLES_SIGNATURE = "serve_examples"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 NO_MODALITY_MESSAGE = "has no modality with frames: at least one modality must have length > 0"
-
-
-def input_signature(modalities: Sequence[modalities_lib.ModalitySpec]) -> dict:
-    """Named TensorSpecs of `serving_default`: features `(batch, time, dim)`, lengths `(batch,)`."""
-    signature = {}
-    for spec in modalities:
-        signature[spec.name] = tf.TensorSpec([None, None, spec.feature_dim], tf.float32, name=spec.name)
-        signature[spec.length_key] = tf.TensorSpec([None], tf.int32, name=spec.length_key)
-    return signature
 
 
 def serving_outputs(model, inputs: dict, modalities, label_names) -> dict:
@@ -89,7 +79,7 @@ def build_archive(model, modalities, label_names) -> keras.export.ExportArchive:
         parsed = format_lib.parse_sequence_examples(examples, modalities)
         return serving_outputs(model, parsed, modalities, label_names)
 
-    archive.add_endpoint(SERVING_SIGNATURE, serve, input_signature=[input_signature(modalities)])
+    archive.add_endpoint(SERVING_SIGNATURE, serve, input_signature=[model_input_signature(modalities)])
     archive.add_endpoint(
         EXAMPLES_SIGNATURE, serve_examples, input_signature=[tf.TensorSpec([None], tf.string, name="examples")]
     )
@@ -105,10 +95,11 @@ def next_version(export_dir: str) -> int:
 
 
 def warmup_requests(modalities, model_name: str, time: int = 8, seed: int = 0) -> list[bytes]:
-    """Serialized `PredictionLog`s for TF Serving's warm-up: one request per test condition.
+    """Serialized `PredictionLog`s for TF Serving's warm-up: two requests per test condition.
 
-    Each request carries two examples of `time` random frames per present modality; missing
-    modalities have length 0, so every condition's graph path is exercised at load time.
+    For every condition, a `serving_default` request with two examples of `time` random frames
+    per present modality (missing modalities have length 0) and a `serve_examples` request with
+    one serialized example, so both signatures' graph paths run at load time.
     """
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
@@ -123,6 +114,23 @@ def warmup_requests(modalities, model_name: str, time: int = 8, seed: int = 0) -
             features = rng.normal(size=(2, max(frames, 1), spec.feature_dim)).astype(np.float32)
             request.inputs[spec.name].CopyFrom(tf.make_tensor_proto(features))
             request.inputs[spec.length_key].CopyFrom(tf.make_tensor_proto(np.full([2], frames, np.int32)))
+        log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+        records.append(log.SerializeToString())
+        # The same condition through `serve_examples` (absent feature lists = missing).
+        utterance = format_lib.Utterance(
+            "warmup", "", "", 0,
+            {
+                spec.name: rng.normal(size=(time, spec.feature_dim)).astype(np.float32)
+                for spec, available in zip(modalities, condition.available)
+                if available
+            },
+        )
+        request = predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(name=model_name, signature_name=EXAMPLES_SIGNATURE)
+        )
+        request.inputs["examples"].CopyFrom(
+            tf.make_tensor_proto([format_lib.serialize_utterance(utterance, modalities)], dtype=tf.string)
+        )
         log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
         records.append(log.SerializeToString())
     return records

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from mmin_tf import losses
 from mmin_tf.configs import LossConfig
-from mmin_tf.data.pipeline import AVAILABILITY, apply_availability
+from mmin_tf.data.pipeline import AVAILABILITY, TEACHER_EMBEDDING, apply_availability
 
 
 class _Trainer(keras.Model):
@@ -118,6 +118,14 @@ class MMINTrainer(_Trainer):
             name: keras.metrics.Mean(name=name) for name in ("ce_loss", "forward_loss", "backward_loss")
         }
         self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        modalities = self.model.modalities
+        self.slot_sizes = [teacher.encoders[spec.name].output_size for spec in modalities]
+        nothing = {}
+        for spec in modalities:
+            nothing[spec.name] = tf.zeros([1, 1, spec.feature_dim])
+            nothing[spec.length_key] = tf.zeros([1], tf.int32)
+        # The frozen teacher's embedding of every modality missing: a constant (1, dim).
+        self.teacher_missing = tf.constant(teacher(nothing, training=False))
 
     @property
     def metrics(self):
@@ -130,7 +138,17 @@ class MMINTrainer(_Trainer):
         return networks
 
     def teacher_targets(self, inputs, availability):
-        """`h_hat`: the teacher's embedding of the complementary view `(batch, dim)`."""
+        """`h_hat`: the teacher's embedding of the complementary view `(batch, dim)`.
+
+        The teacher is frozen, so its embedding of an utterance's real inputs never changes:
+        when the batch carries them precomputed (`teacher_embedding`, `(batch, dim)`), the target
+        is assembled per modality slot -- the teacher's missing-modality embedding where the
+        modality is available to the student, the precomputed embedding where it is missing --
+        and no teacher encoder runs in the step. Otherwise the teacher encodes the complement.
+        """
+        if TEACHER_EMBEDDING in inputs:
+            available = tf.repeat(availability, self.slot_sizes, axis=1)  # (B, dim)
+            return tf.where(available, self.teacher_missing, inputs[TEACHER_EMBEDDING])
         complement = apply_availability(inputs, tf.logical_not(availability), self.model.modalities)
         return self.teacher(complement, training=False)
 

@@ -125,9 +125,9 @@ def test_modalities_predict_each_other(corpus):
     text = _mean_features(corpus, "text")
     shuffled = acoustic[np.random.default_rng(0).permutation(len(acoustic))]
 
-    assert _held_out_r2(acoustic, text) > 0.3
-    assert _held_out_r2(visual, text) > 0.2
-    assert _held_out_r2(text, acoustic) > 0.3
+    assert _held_out_r2(acoustic, text) > 0.2
+    assert _held_out_r2(visual, text) > 0.15
+    assert _held_out_r2(text, acoustic) > 0.2
     # Control: without the shared latent (pairs broken) nothing is predictable.
     assert _held_out_r2(shuffled, text) < 0.05
 
@@ -148,9 +148,9 @@ def test_every_modality_carries_class_information(corpus):
         for spec in MODALITIES
     }
 
-    assert accuracy["text"] > chance + 0.3, accuracy
-    assert accuracy["acoustic"] > chance + 0.2, accuracy
-    assert accuracy["visual"] > chance + 0.1, accuracy
+    assert accuracy["text"] > chance + 0.2, accuracy
+    assert accuracy["acoustic"] > chance + 0.15, accuracy
+    assert accuracy["visual"] > chance + 0.05, accuracy
     # The class signal is scaled per modality: text strongest, visual weakest.
     assert accuracy["text"] > accuracy["visual"] + 0.1, accuracy
 

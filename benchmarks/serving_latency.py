@@ -1,0 +1,275 @@
+r"""CPU latency and throughput of the exported MMIN, per missing-modality condition.
+
+Builds an MMIN at the paper's sizes (acoustic 130, visual 342, text 1024; the default
+ModelConfig) with random, untrained weights and identity normalization statistics. The served
+graph is the one a trained export has (normalization included); only the weights differ, which
+does not change the cost. It is written with `mmin_tf.export.export_model` into a temporary
+directory, loaded back with `tf.saved_model.load`, and its signatures are called in-process:
+
+- batch 1, `serving_default`: the full condition `avt` and each missing condition
+  (a v t av at vt), `--requests` requests each after `--warmup` untimed ones;
+- batch 1, `serve_examples` (serialized SequenceExamples), full condition: parsing cost;
+- batch `--batch_size`, `serving_default`: all-full batches, and batches mixing the six missing
+  conditions (row i has condition i mod 6), `--batches` batches each.
+
+Request lengths are IEMOCAP-like: each utterance draws its frame counts from a log-normal around
+acoustic 150 / visual 50 / text 22 (sigma 0.35, as `mmin_tf.data.synthetic`), with a fixed seed.
+Every round draws one utterance (or one batch of them) and sends it under every condition being
+compared, in shuffled order: the conditions see the same lengths and the same machine load, so
+the ratios printed at the end hold even on a shared machine. Timed: the signature call and
+reading its probabilities back; not timed: drawing the features, serializing them, and making
+the input tensors.
+
+    python benchmarks/serving_latency.py --quick     # 50 requests, 10 batches of 64
+    python benchmarks/serving_latency.py             # 200 requests, 30 batches of 64
+
+Each measurement prints one line:
+
+    serving signature=serving_default condition=avt batch=1 p50_ms=... p99_ms=... mean_ms=...
+    serving signature=serving_default condition=mixed_missing batch=64 utterances_per_second=...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from typing import Callable, Mapping, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from mmin_tf import client
+from mmin_tf import modalities as modalities_lib
+from mmin_tf.configs import LossConfig, ModelConfig, ModelKind
+from mmin_tf.data import format as format_lib
+from mmin_tf.data import synthetic
+from mmin_tf.export import EXAMPLES_SIGNATURE, SERVING_SIGNATURE, export_model
+from mmin_tf.models import construction
+
+_QUICK = flags.DEFINE_bool("quick", False, "50 requests and 10 batches, whatever the flags say.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the weights, the lengths and the features.")
+_REQUESTS = flags.DEFINE_integer("requests", 200, "Timed batch-1 requests per condition.", lower_bound=2)
+_BATCHES = flags.DEFINE_integer("batches", 30, "Timed batches per throughput measurement.", lower_bound=1)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Utterances per throughput batch.", lower_bound=2)
+_WARMUP = flags.DEFINE_integer("warmup", 10, "Untimed rounds (one call per case) before timing.", lower_bound=1)
+_THREADS = flags.DEFINE_integer(
+    "threads", 0, "tf.config.threading inter- and intra-op threads; 0 keeps TF's default.", lower_bound=0
+)
+
+QUICK_REQUESTS = 50
+QUICK_BATCHES = 10
+LENGTH_SIGMA = 0.35  # log-normal spread of utterance lengths, as in mmin_tf.data.synthetic
+MIXED_MISSING = "mixed_missing"
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds of repeated calls of one signature on one kind of request."""
+
+    signature: str
+    condition: str
+    batch: int
+    seconds: tuple[float, ...]
+
+    @property
+    def p50_ms(self) -> float:
+        return 1000 * float(np.percentile(self.seconds, 50))
+
+    @property
+    def p99_ms(self) -> float:
+        return 1000 * float(np.percentile(self.seconds, 99))
+
+    @property
+    def mean_ms(self) -> float:
+        return 1000 * float(np.mean(self.seconds))
+
+    @property
+    def utterances_per_second(self) -> float:
+        return self.batch * len(self.seconds) / float(np.sum(self.seconds))
+
+    def line(self) -> str:
+        head = f"serving signature={self.signature} condition={self.condition} batch={self.batch}"
+        if self.batch == 1:
+            return f"{head} p50_ms={self.p50_ms:.2f} p99_ms={self.p99_ms:.2f} mean_ms={self.mean_ms:.2f}"
+        return (f"{head} utterances_per_second={self.utterances_per_second:.1f} "
+                f"p50_ms_per_batch={self.p50_ms:.1f}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One timed series: `make(utterances)` gives the signature's keyword tensors."""
+
+    signature: str
+    condition: str
+    make: Callable[[list[dict]], dict]
+
+
+def build_random_mmin(modalities, model_config: ModelConfig, num_classes: int):
+    """An untrained MMIN (teacher -> student, as training builds it), identity normalization."""
+    normalization = {
+        spec.name: {"mean": [0.0] * spec.feature_dim, "std": [1.0] * spec.feature_dim} for spec in modalities
+    }
+    teacher_config = dataclasses.replace(model_config, kind=ModelKind.BASELINE)
+    mmin_config = dataclasses.replace(model_config, kind=ModelKind.MMIN)
+    teacher = construction.build_utterance_fusion(modalities, num_classes, teacher_config, normalization)
+    return construction.build_mmin_trainer(teacher, num_classes, mmin_config, LossConfig(), 1.0, True).model
+
+
+def draw_utterances(rng, modalities, mean_lengths: Mapping[str, float], count: int) -> list[dict]:
+    """`count` utterances `{name: (time, dim) float32}` with log-normal lengths around the means."""
+    utterances = []
+    for _ in range(count):
+        utterance = {}
+        for spec in modalities:
+            length = max(1, int(round(mean_lengths[spec.name] * rng.lognormal(0.0, LENGTH_SIGMA))))
+            utterance[spec.name] = rng.standard_normal((length, spec.feature_dim), dtype=np.float32)
+        utterances.append(utterance)
+    return utterances
+
+
+def _select(utterance: dict, modalities, condition: modalities_lib.Condition) -> dict:
+    return {spec.name: utterance[spec.name] for spec, on in zip(modalities, condition.available) if on}
+
+
+def tensor_case(modalities, conditions: Sequence[modalities_lib.Condition], name: str) -> Case:
+    """`serving_default` on utterances under `conditions` (row i gets conditions[i mod len])."""
+
+    def make(utterances):
+        examples = [
+            _select(utterance, modalities, conditions[row % len(conditions)])
+            for row, utterance in enumerate(utterances)
+        ]
+        return {key: tf.constant(value) for key, value in client.batch_tensors(examples, modalities).items()}
+
+    return Case(SERVING_SIGNATURE, name, make)
+
+
+def examples_case(modalities, condition: modalities_lib.Condition) -> Case:
+    """`serve_examples` on serialized SequenceExamples under `condition`."""
+
+    def make(utterances):
+        serialized = [
+            format_lib.serialize_utterance(
+                format_lib.Utterance(f"request-{row}", "", "", 0, _select(utterance, modalities, condition)),
+                modalities,
+            )
+            for row, utterance in enumerate(utterances)
+        ]
+        return {"examples": tf.constant(serialized)}
+
+    return Case(EXAMPLES_SIGNATURE, condition.name, make)
+
+
+def time_interleaved(signatures, cases: Sequence[Case], batch: int, rounds: int, warmup: int, rng,
+                     modalities, mean_lengths) -> list[Timing]:
+    """Times every case once per round on the same drawn utterances, in shuffled order."""
+    seconds = [[] for _ in cases]
+    for round_index in range(warmup + rounds):
+        utterances = draw_utterances(rng, modalities, mean_lengths, batch)
+        for index in rng.permutation(len(cases)):
+            case = cases[index]
+            inputs = case.make(utterances)
+            function = signatures[case.signature]
+            start = time.perf_counter()
+            function(**inputs)["probabilities"].numpy()
+            elapsed = time.perf_counter() - start
+            if round_index >= warmup:
+                seconds[index].append(elapsed)
+    return [
+        Timing(case.signature, case.condition, batch, tuple(values)) for case, values in zip(cases, seconds)
+    ]
+
+
+def measure(signatures, modalities, mean_lengths: Mapping[str, float], requests: int, batches: int,
+            batch_size: int, warmup: int, seed: int) -> list[Timing]:
+    """All measurements: batch-1 latency per condition and signature, then batch throughput.
+
+    Args:
+        signatures: the loaded SavedModel's `signatures` (both `serving_default` and `serve_examples`).
+        modalities: the model's modalities.
+        mean_lengths: modality name -> typical frame count.
+        requests: timed batch-1 requests per case.
+        batches: timed batches per throughput case.
+        batch_size: utterances per throughput batch.
+        warmup: untimed rounds before each series.
+        seed: seed of the lengths, the features and the order of the cases.
+
+    Returns:
+        Batch-1 `serving_default` timings for every evaluation condition (a v t av at vt avt),
+        batch-1 `serve_examples` for avt, then batch-`batch_size` `serving_default` for avt and
+        `mixed_missing`.
+    """
+    rng = np.random.default_rng(seed)
+    full = modalities_lib.full_condition(modalities)
+    missing = modalities_lib.missing_conditions(modalities)
+    latency_cases = [tensor_case(modalities, [c], c.name) for c in missing + (full,)]
+    latency_cases.append(examples_case(modalities, full))
+    throughput_cases = [tensor_case(modalities, [full], full.name), tensor_case(modalities, missing, MIXED_MISSING)]
+    timings = time_interleaved(signatures, latency_cases, 1, requests, warmup, rng, modalities, mean_lengths)
+    timings += time_interleaved(
+        signatures, throughput_cases, batch_size, batches, warmup, rng, modalities, mean_lengths
+    )
+    return timings
+
+
+def ratios(timings: Sequence[Timing], modalities) -> dict[str, float]:
+    """Same-run ratios: p50 of each missing condition / p50 of avt (batch 1), serve_examples p50 /
+    serving_default p50 (avt, batch 1), and mixed_missing / avt throughput (largest batch)."""
+    full = modalities_lib.full_condition(modalities).name
+    single = {(t.signature, t.condition): t for t in timings if t.batch == 1}
+    batched = {t.condition: t for t in timings if t.batch > 1}
+    base = single[(SERVING_SIGNATURE, full)].p50_ms
+    result = {
+        f"p50_{c.name}_over_{full}": single[(SERVING_SIGNATURE, c.name)].p50_ms / base
+        for c in modalities_lib.missing_conditions(modalities)
+    }
+    result[f"p50_{EXAMPLES_SIGNATURE}_over_{SERVING_SIGNATURE}"] = single[(EXAMPLES_SIGNATURE, full)].p50_ms / base
+    if batched:
+        result[f"throughput_{MIXED_MISSING}_over_{full}"] = (
+            batched[MIXED_MISSING].utterances_per_second / batched[full].utterances_per_second
+        )
+    return result
+
+
+def export_and_load(model, modalities, label_names, export_dir: str):
+    """Exports with `export_model` (no TF Serving warm-up file: the loader here does not read it)."""
+    return tf.saved_model.load(export_model(model, modalities, label_names, export_dir, warmup=False))
+
+
+def main(argv):
+    del argv
+    if _THREADS.value:
+        tf.config.threading.set_inter_op_parallelism_threads(_THREADS.value)
+        tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
+    requests = QUICK_REQUESTS if _QUICK.value else _REQUESTS.value
+    batches = QUICK_BATCHES if _QUICK.value else _BATCHES.value
+    modalities = modalities_lib.DEFAULT_MODALITIES
+    mean_lengths = synthetic.DEFAULT_MEAN_LENGTHS
+    print(f"serving setup weights=random_untrained (same graph as a trained export) dims="
+          + "/".join(str(spec.feature_dim) for spec in modalities)
+          + " mean_lengths=" + "/".join(str(mean_lengths[spec.name]) for spec in modalities)
+          + f" requests={requests} batches={batches} batch_size={_BATCH_SIZE.value} "
+          f"cpu_count={os.cpu_count()} threads={_THREADS.value or 'tf_default'} "
+          f"load_average={os.getloadavg()[0]:.2f}")
+    keras.utils.set_random_seed(_SEED.value)
+    model = build_random_mmin(modalities, ModelConfig(kind=ModelKind.MMIN), len(synthetic.IEMOCAP_LABEL_NAMES))
+    with tempfile.TemporaryDirectory() as temp_dir:
+        start = time.perf_counter()
+        loaded = export_and_load(model, modalities, synthetic.IEMOCAP_LABEL_NAMES, os.path.join(temp_dir, "mmin"))
+        print(f"serving stage=export_and_load seconds={time.perf_counter() - start:.1f} "
+              f"parameters={model.count_params()}")
+        timings = measure(loaded.signatures, modalities, mean_lengths, requests, batches,
+                          _BATCH_SIZE.value, _WARMUP.value, _SEED.value)
+    for timing in timings:
+        print(timing.line())
+    for name, value in ratios(timings, modalities).items():
+        print(f"serving ratio {name}={value:.3f}")
+    print(f"serving done load_average={os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    app.run(main)
