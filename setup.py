@@ -21,6 +21,8 @@ setuptools.setup(
         "numpy>=1.26",
         "h5py>=3.10",
         "scikit-learn>=1.5",
+        "matplotlib>=3.8",
+        "scipy>=1.13",
         "tensorflow-serving-api==2.21.0",
     ],
     extras_require={

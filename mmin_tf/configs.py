@@ -205,8 +205,8 @@ class TrainConfig:
             `pretrained_dir`.
         teacher_classifier_dropout: classifier dropout of that baseline (original: 0.3).
         losses: MMIN loss weights.
-        condition_mode: training conditions (defaults by model: baseline full, augmented
-            augmented, matched matched, MMIN random).
+        condition_mode: MMIN's training conditions, random (default) or all; the utterance-fusion
+            models' are fixed (baseline full, augmented augmented, matched matched).
         matched_condition: the condition of `--model=matched` (e.g. "at").
         finetune_encoders: MMIN trains its encoders (the original code) instead of keeping the
             pretrained ones fixed (a reading of the paper).
@@ -249,8 +249,12 @@ class TrainConfig:
                 f"`pretrained_dir` is only used by MMIN models. Received: model={kind.value}"
             )
         mode = self.resolved_condition_mode
-        if kind is ModelKind.MATCHED and mode is not ConditionMode.MATCHED:
-            raise ValueError(f"--model=matched trains on condition mode 'matched'. Received: {mode.value}")
+        fixed = _CLASSIFIER_CONDITIONS.get(kind)
+        if fixed is not None and mode is not fixed:
+            raise ValueError(
+                f"--model={kind.value} trains on condition mode {fixed.value!r} (the condition mode "
+                f"chooses MMIN's training conditions). Received: {mode.value}"
+            )
         if kind.is_mmin and mode not in (ConditionMode.RANDOM, ConditionMode.ALL):
             raise ValueError(
                 "MMIN learns from missing-modality conditions: condition mode must be 'random' "
@@ -264,14 +268,17 @@ class TrainConfig:
     def resolved_condition_mode(self) -> ConditionMode:
         if self.condition_mode is not None:
             return self.condition_mode
-        return {
-            ModelKind.BASELINE: ConditionMode.FULL,
-            ModelKind.AUGMENTED: ConditionMode.AUGMENTED,
-            ModelKind.MATCHED: ConditionMode.MATCHED,
-        }.get(self.model.kind, ConditionMode.RANDOM)
+        return _CLASSIFIER_CONDITIONS.get(self.model.kind, ConditionMode.RANDOM)
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self), default=_encode))
+
+
+_CLASSIFIER_CONDITIONS = {
+    ModelKind.BASELINE: ConditionMode.FULL,
+    ModelKind.AUGMENTED: ConditionMode.AUGMENTED,
+    ModelKind.MATCHED: ConditionMode.MATCHED,
+}
 
 
 def _encode(value):

@@ -27,8 +27,9 @@ _MODEL = flags.DEFINE_enum_class("model", configs.ModelKind.MMIN, configs.ModelK
 _CONDITION = flags.DEFINE_string("condition", None, "Training condition of --model=matched, e.g. 'at'.")
 _CONDITION_MODE = flags.DEFINE_enum_class(
     "condition_mode", None, ConditionMode,
-    "Training conditions: full, random (one missing condition per utterance per epoch), all "
-    "(every missing condition), augmented (full + all), matched. Default: by --model.", case_sensitive=False)
+    "MMIN's training conditions: random (one missing condition per utterance per epoch, the "
+    "original code; default) or all (every missing condition, the paper). Ignored by the "
+    "utterance-fusion models, whose conditions follow --model.", case_sensitive=False)
 _PRETRAINED_DIR = flags.DEFINE_string("pretrained_dir", None, "Baseline run of the same fold: MMIN's teacher.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling and condition draws.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Batch size.")
@@ -101,7 +102,7 @@ def config_from_flags() -> configs.TrainConfig:
     return configs.TrainConfig(
         output_dir=_OUTPUT_DIR.value,
         data=configs.DataConfig(
-            data_dir=_DATA_DIR.value, fold=_FOLD.value, batch_size=_BATCH_SIZE.value,
+            data_dir=os.path.abspath(_DATA_DIR.value), fold=_FOLD.value, batch_size=_BATCH_SIZE.value,
             normalize=tuple(_NORMALIZE.value), bucket_by_length=_BUCKET.value,
         ),
         model=configs.ModelConfig(
@@ -117,10 +118,10 @@ def config_from_flags() -> configs.TrainConfig:
             _TEACHER_LEARNING_RATE, _TEACHER_BETA1, _TEACHER_CLIP_NORM),
         teacher_classifier_dropout=_TEACHER_DROPOUT.value,
         losses=configs.LossConfig(_CE_WEIGHT.value, _FORWARD_WEIGHT.value, _BACKWARD_WEIGHT.value, _REDUCTION.value),
-        condition_mode=_CONDITION_MODE.value,
+        condition_mode=_CONDITION_MODE.value if kind.is_mmin else None,
         matched_condition=_CONDITION.value,
         finetune_encoders=_FINETUNE.value,
-        pretrained_dir=_PRETRAINED_DIR.value,
+        pretrained_dir=os.path.abspath(_PRETRAINED_DIR.value) if _PRETRAINED_DIR.value else None,
         selection_metric=_SELECTION.value,
         seed=_SEED.value,
         jit_compile={"auto": None, "true": True, "false": False}[_JIT.value],

@@ -29,13 +29,17 @@ import tensorflow as tf
 from absl import logging
 
 from mmin_tf import cli
-from mmin_tf import metrics as metrics_lib
 from mmin_tf import modalities as modalities_lib
 from mmin_tf.callbacks import ConditionValidation, EpochTimer, atomic_write_json
 from mmin_tf.configs import ModelKind, TrainConfig
 from mmin_tf.data import format as format_lib
 from mmin_tf.data import pipeline
-from mmin_tf.evaluation import evaluate_conditions, model_input_signature, prediction_function
+from mmin_tf.evaluation import (
+    confusion_matrices,
+    evaluate_conditions,
+    model_input_signature,
+    prediction_function,
+)
 from mmin_tf.models import construction
 from mmin_tf.models.trainer import ClassifierTrainer
 
@@ -238,6 +242,11 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
 
     trainer(next(iter(train_dataset))[0])  # build eagerly before any restore
     best_path = os.path.join(config.output_dir, BEST_MODEL)
+    backup_dir = os.path.join(config.output_dir, "backup")
+    if not os.path.exists(backup_dir):  # a fresh start: forget any earlier run's best epoch
+        for stale in (best_path, os.path.join(config.output_dir, "best.json")):
+            if os.path.exists(stale):
+                os.remove(stale)
     callbacks = [
         EpochTimer(),
         keras.callbacks.LearningRateScheduler(lambda epoch, lr: optimization.learning_rate_at(epoch)),
@@ -250,7 +259,7 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
             os.path.join(config.output_dir, "logs"), write_graph=False,
             profile_batch=config.profile_batch or 0,
         ),
-        keras.callbacks.BackupAndRestore(os.path.join(config.output_dir, "backup"), delete_checkpoint=False),
+        keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
         *extra_callbacks,
     ]
     with warnings.catch_warnings():
@@ -269,13 +278,7 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
               "best_epoch": best_epoch, **report}
     atomic_write_json(
         os.path.join(config.output_dir, "confusion_matrices.json"),
-        {
-            "label_names": list(info.label_names),
-            "conditions": {
-                name: metrics_lib.confusion_matrix(labels, probs.argmax(-1), info.num_classes).tolist()
-                for name, (labels, probs, _) in predictions.items()
-            },
-        },
+        confusion_matrices(predictions, info.label_names),
     )
     atomic_write_json(metrics_path, result)
     shutil.rmtree(os.path.join(config.output_dir, "backup"), ignore_errors=True)

@@ -201,6 +201,11 @@ def test_matched_needs_a_condition():
         tiny_runs.tiny_config("d", "o", kind=configs.ModelKind.MATCHED)
 
 
+def test_baseline_rejects_another_condition_mode():
+    with pytest.raises(ValueError, match="--model=baseline trains on condition mode 'full'"):
+        tiny_runs.tiny_config("d", "o", condition_mode=configs.ConditionMode.ALL)
+
+
 def test_mmin_rejects_full_condition_training():
     with pytest.raises(ValueError, match="condition mode must be 'random' or 'all'"):
         tiny_runs.tiny_config("d", "o", kind=configs.ModelKind.MMIN, condition_mode=configs.ConditionMode.FULL)
@@ -248,3 +253,13 @@ def test_flagfiles_parse_into_the_documented_settings(flagfile, expected):
     assert config.optimization.learning_rate == expected["lr"]
     assert config.optimization.beta_1 == expected["beta_1"]
     assert config.resolved_condition_mode.value == expected["mode"]
+
+
+def test_fresh_start_forgets_a_stale_best_epoch(data_dir, tmp_path):
+    output_dir = tmp_path / "stale"
+    output_dir.mkdir()
+    (output_dir / "best.json").write_text(json.dumps({"epoch": 9, "value": 2.0, "metric": "ua"}))
+    metrics = run_training(tiny_runs.tiny_config(data_dir, output_dir))
+    best = json.loads((output_dir / "best.json").read_text())
+    assert best["value"] <= 1.0 and best["epoch"] in (1, 2)
+    assert metrics["best_epoch"] == best["epoch"]

@@ -1,7 +1,5 @@
 """Tiny datasets and training settings shared by the training, evaluation and export tests."""
 
-import dataclasses
-
 from mmin_tf import configs
 from mmin_tf import modalities as modalities_lib
 from mmin_tf.data import synthetic
@@ -53,11 +51,11 @@ def tiny_config(data_dir, output_dir, kind=configs.ModelKind.BASELINE, **overrid
         kind=kind, embedding_size=8, text_cnn_channels=4, text_cnn_kernel_sizes=(2, 3),
         classifier_hidden_sizes=(8,), autoencoder_hidden_sizes=(8, 4), num_blocks=2,
     )
-    config = configs.TrainConfig(
+    settings = dict(
         output_dir=str(output_dir),
         data=configs.DataConfig(data_dir=str(data_dir), fold="1", batch_size=16),
         model=model,
         optimization=stage,
         teacher_optimization=stage,
     )
-    return dataclasses.replace(config, **overrides)
+    return configs.TrainConfig(**{**settings, **overrides})

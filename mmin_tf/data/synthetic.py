@@ -45,7 +45,9 @@ class SyntheticConfig:
     Attributes:
         num_utterances: total utterances, spread evenly over speakers.
         modalities: modalities to generate (dims come from the specs).
-        mean_lengths: modality name -> mean frames per utterance (log-normal spread, >= 1).
+        mean_lengths: modality name -> mean frames per utterance (>= 1).
+        length_spread: sigma of the log-normal factor on each length; 0 gives every utterance
+            exactly its modality's mean length (the original release pads visual/text to one).
         num_groups: sessions; each has `speakers_per_group` speakers.
         speakers_per_group: 2 as in IEMOCAP.
         latent_dim: size of the shared utterance latent `u`.
@@ -58,6 +60,7 @@ class SyntheticConfig:
     num_groups: int = 5
     speakers_per_group: int = 2
     latent_dim: int = 16
+    length_spread: float = 0.35
     class_separation: float = CLASS_SEPARATION
     seed: int = 0
 
@@ -110,7 +113,8 @@ def generate(config: SyntheticConfig) -> Iterator[Utterance]:
         shared = speaker_offsets[speaker_index] + rng.normal(0, 0.7, latent_dim)
         features = {}
         for spec in config.modalities:
-            length = max(1, int(round(mean_lengths[spec.name] * rng.lognormal(0.0, 0.35))))
+            spread = rng.lognormal(0.0, config.length_spread) if config.length_spread > 0 else 1.0
+            length = max(1, int(round(mean_lengths[spec.name] * spread)))
             latent = (
                 signal[spec.name] * config.class_separation * class_means[label]
                 + shared

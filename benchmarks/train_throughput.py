@@ -1,0 +1,294 @@
+"""Training throughput of the baseline and MMIN, against the original implementation's computation.
+
+    python benchmarks/train_throughput.py [--quick] [--seed=0]
+
+For each data setting -- `fixed` (every utterance acoustic 150 x 130, visual 50 x 342, text
+22 x 1024, the shapes the original's release pads to) and `iemocap` (log-normal lengths around
+those) -- it trains, in this process and on the same batches:
+
+  baseline   UtteranceFusion on full-modality data (the teacher);
+  mmin       MMINTrainer: encoders only on rows where a modality is present, the frozen teacher's
+             embeddings computed once per utterance;
+  reference  ReferenceMMINTrainer: the same losses computed as the original code does (every
+             student encoder on every example with zeroed inputs, the teacher on every example's
+             complementary view, every step); tests/models/test_reference.py checks the losses
+             are equal.
+
+and prints utterances/second per epoch after the first (which traces), the process's peak
+resident memory, the time split of one MMIN step (encoders / imagination + classifier /
+optimizer and the rest), analytic FLOPs per training utterance and the fraction of this machine's
+peak they reach (peak = a large float32 matmul measured in the same run). The last line is
+`speedup_vs_reference=<mmin utterances/s / reference utterances/s>` on the fixed shapes.
+"""
+
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mmin_tf import cli, configs  # noqa: E402
+from mmin_tf import modalities as modalities_lib  # noqa: E402
+from mmin_tf.data import format as format_lib  # noqa: E402
+from mmin_tf.data import pipeline, synthetic  # noqa: E402
+from mmin_tf.data.writer import DatasetWriter  # noqa: E402
+from mmin_tf.models import construction  # noqa: E402
+from mmin_tf.models.reference import ReferenceMMINTrainer  # noqa: E402
+from mmin_tf.models.trainer import ClassifierTrainer  # noqa: E402
+from mmin_tf.training import batching_for, teacher_embeddings  # noqa: E402
+
+_QUICK = flags.DEFINE_bool("quick", False, "Small data and one setting: about a minute.")
+_SEED = flags.DEFINE_integer("seed", 0, "Data and initialisation seed.")
+_EPOCHS = flags.DEFINE_integer("epochs", 4, "Epochs per model (the first is warm-up).")
+_TRAIN_UTTERANCES = flags.DEFINE_integer("train_utterances", 600, "Training utterances (fold 1).")
+_BATCH = flags.DEFINE_integer("batch_size", 128, "Batch size.")
+
+LENGTHS = {"acoustic": 150, "visual": 50, "text": 22}
+
+
+def dataset(directory, train_utterances, spread, seed):
+    # Fold 1 trains on 8 of the 10 speakers.
+    total = int(round(train_utterances * 10 / 8))
+    config = synthetic.SyntheticConfig(
+        num_utterances=total, mean_lengths=tuple(LENGTHS.items()), length_spread=spread, seed=seed
+    )
+    with DatasetWriter(directory, name="bench", modalities=config.modalities,
+                       label_names=synthetic.IEMOCAP_LABEL_NAMES) as writer:
+        for utterance in synthetic.generate(config):
+            writer.write(utterance)
+        return writer.finish()
+
+
+class EpochTimes(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def fit(trainer, data, epochs, count):
+    times = EpochTimes()
+    trainer.fit(data, epochs=epochs, callbacks=[times], verbose=0)
+    rates = [count / seconds for seconds in times.seconds[1:]]
+    return rates
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_peak_flops(size=2048, repeats=20):
+    a = tf.random.normal([size, size])
+    b = tf.random.normal([size, size])
+    multiply = tf.function(lambda x, y: tf.matmul(x, y))
+    multiply(a, b).numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        result = multiply(a, b)
+    result.numpy()
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def _dense_flops(widths):
+    return sum(2 * a * b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def encoder_flops(spec, model_config, rows, time_steps):
+    """Forward FLOPs of one encoder on `rows` sequences of `time_steps` frames (multiply-adds x 2)."""
+    hidden = model_config.embedding_size
+    if spec.encoder is modalities_lib.EncoderKind.LSTM:
+        return rows * time_steps * 2 * 4 * hidden * (spec.feature_dim + hidden)
+    channels = model_config.text_cnn_channels
+    total = 0
+    for size in model_config.text_cnn_kernel_sizes:
+        positions = max(time_steps - size + 1, 1)
+        total += 2 * size * spec.feature_dim * channels * positions
+    return rows * (total + 2 * channels * len(model_config.text_cnn_kernel_sizes) * hidden)
+
+
+def head_flops(model_config, embedding_dim, num_classes, backward):
+    """Forward FLOPs per row of the CRA(s) and classifier."""
+    block = _dense_flops((embedding_dim,) + model_config.autoencoder_hidden_sizes) + _dense_flops(
+        model_config.autoencoder_hidden_sizes[::-1] + (embedding_dim,)
+    )
+    cascade = model_config.num_blocks * block + 2 * _dense_flops((embedding_dim, embedding_dim))
+    latent = model_config.num_blocks * model_config.autoencoder_hidden_sizes[-1]
+    classifier = _dense_flops((latent,) + model_config.classifier_hidden_sizes + (num_classes,))
+    return cascade * (2 if backward else 1) + classifier
+
+
+def step_flops(batch, modalities, model_config, dense):
+    """Training FLOPs of one MMIN step on `batch` (forward x 3 for trained parts, x 1 for the teacher)."""
+    inputs, _ = batch
+    availability = inputs[pipeline.AVAILABILITY].numpy()
+    rows = len(availability)
+    total = 0
+    for index, spec in enumerate(modalities):
+        steps = inputs[spec.name].shape[1]
+        present = int((availability[:, index] & (inputs[spec.length_key].numpy() > 0)).sum())
+        if dense:
+            total += 3 * encoder_flops(spec, model_config, rows, steps)  # student, every row
+            total += encoder_flops(spec, model_config, rows, steps)  # teacher, every row
+        else:
+            total += 3 * encoder_flops(spec, model_config, present + 1, steps)
+    embedding = model_config.embedding_size * len(modalities)
+    total += 3 * rows * head_flops(model_config, embedding, 4, backward=True)
+    return total / rows
+
+
+def time_split(trainer, batch, repeats):
+    """Median seconds of: student encoders fwd+bwd, imagination+classifier+backward fwd+bwd, full step."""
+    inputs, labels = batch
+    visible = pipeline.apply_availability(inputs, inputs[pipeline.AVAILABILITY], trainer.model.modalities)
+    embedder, model = trainer.model.embedder, trainer.model
+
+    @tf.function
+    def encoders():
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(embedder(visible, training=True))
+        return tape.gradient(total, embedder.trainable_variables)
+
+    embeddings = embedder(visible, training=False)
+    head_variables = (model.imagination.trainable_variables + model.classifier.trainable_variables
+                      + trainer.backward.trainable_variables)
+
+    @tf.function
+    def heads():
+        with tf.GradientTape() as tape:
+            imagined = model.imagination(embeddings)
+            total = tf.reduce_sum(model.classifier(imagined["latents"], training=True))
+            total += tf.reduce_sum(trainer.backward(imagined["reconstruction"])["reconstruction"])
+        return tape.gradient(total, head_variables)
+
+    step = tf.function(lambda: trainer.train_step((inputs, labels)))
+
+    def median(function):
+        function()
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, function())
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples)
+
+    encoder_time, head_time, step_time = median(encoders), median(heads), median(step)
+    return encoder_time, head_time, max(step_time - encoder_time - head_time, 0.0), step_time
+
+
+def run_setting(name, spread, args, peak):
+    epochs = args["epochs"]
+    with tempfile.TemporaryDirectory() as directory:
+        data_dir = os.path.join(directory, "data")
+        info = dataset(data_dir, args["train_utterances"], spread, args["seed"])
+        model_config = configs.ModelConfig(kind=configs.ModelKind.MMIN, classifier_dropout=0.5)
+        config = configs.TrainConfig(
+            output_dir=directory,
+            data=configs.DataConfig(data_dir=data_dir, fold="1", batch_size=args["batch_size"]),
+            model=model_config, optimization=configs.MMIN_OPTIMIZATION,
+        )
+        batching = batching_for(info, config)
+        train = pipeline.read_fold_split(data_dir, info, "1", "train").cache()
+        count = sum(1 for _ in train)
+        modalities = info.modalities
+        cli.set_seed(args["seed"])
+
+        # Baseline (also the teacher).
+        teacher = construction.build_utterance_fusion(modalities, info.num_classes, model_config)
+        baseline = ClassifierTrainer(teacher, clip_norm=0.5)
+        baseline.compile(optimizer=keras.optimizers.Adam(2e-4))
+        full = pipeline.training_conditions(pipeline.ConditionMode.FULL, modalities)
+        full_data = pipeline.make_training_dataset(train, modalities, full, batching,
+                                                   sample_one_condition=False, seed=args["seed"])
+        baseline_rates = fit(baseline, full_data, epochs, count)
+        report(name, "baseline", baseline_rates)
+
+        missing = pipeline.training_conditions(pipeline.ConditionMode.RANDOM, modalities)
+        start = time.perf_counter()
+        ids, values = teacher_embeddings(teacher.embedder, train, modalities, batching)
+        cache_seconds = time.perf_counter() - start
+        cached = pipeline.attach_per_utterance(train, pipeline.TEACHER_EMBEDDING, ids, values).cache()
+        ours_data = pipeline.make_training_dataset(
+            cached, modalities, missing, batching, sample_one_condition=True, seed=args["seed"],
+            extra_keys=(pipeline.TEACHER_EMBEDDING,))
+        reference_data = pipeline.make_training_dataset(
+            train, modalities, missing, batching, sample_one_condition=True, seed=args["seed"])
+
+        ours = construction.build_mmin_trainer(teacher, info.num_classes, model_config, configs.LossConfig(), 1.0, True)
+        ours.compile(optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+        reference_parts = construction.build_mmin_trainer(teacher, info.num_classes, model_config, configs.LossConfig(), 1.0, True)
+        reference = ReferenceMMINTrainer(reference_parts.model, reference_parts.teacher,
+                                         reference_parts.backward, reference_parts.loss_config)
+        reference.compile(optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+        # Warm-up epochs (tracing), then alternate epochs of the two so that load changes on this
+        # shared machine hit both alike.
+        _one_epoch(ours, ours_data)
+        _one_epoch(reference, reference_data)
+        ours_rates, reference_rates = [], []
+        for _ in range(epochs - 1):
+            ours_rates.append(count / _one_epoch(ours, ours_data))
+            reference_rates.append(count / _one_epoch(reference, reference_data))
+        report(name, "mmin", ours_rates, f"teacher_cache_seconds={cache_seconds:.2f}")
+        report(name, "reference", reference_rates)
+
+        batch = next(iter(reference_data))
+        split = time_split(ours, next(iter(ours_data)), repeats=5 if args["quick"] else 10)
+        print(f"train_split setting={name} model=mmin encoders_ms={split[0] * 1e3:.1f} "
+              f"imagination_classifier_ms={split[1] * 1e3:.1f} optimizer_and_rest_ms={split[2] * 1e3:.1f} "
+              f"step_ms={split[3] * 1e3:.1f}")
+        ours_flops = np.mean([step_flops(b, modalities, model_config, dense=False) for b in ours_data.take(4)])
+        reference_flops = step_flops(batch, modalities, model_config, dense=True)
+        for label, flops, rates in (("mmin", ours_flops, ours_rates), ("reference", reference_flops, reference_rates)):
+            rate = statistics.median(rates)
+            print(f"train_flops setting={name} model={label} gflops_per_utterance={flops / 1e9:.3f} "
+                  f"achieved_gflops_per_second={flops * rate / 1e9:.1f} fraction_of_matmul_peak={flops * rate / peak:.3f}")
+        print(f"train_memory setting={name} peak_rss_mib={peak_rss_mib():.0f}")
+        return statistics.median(ours_rates) / statistics.median(reference_rates)
+
+
+def _one_epoch(trainer, data):
+    start = time.perf_counter()
+    trainer.fit(data, epochs=1, verbose=0)
+    return time.perf_counter() - start
+
+
+def report(setting, model, rates, extra=""):
+    per_epoch = ",".join(f"{rate:.1f}" for rate in rates)
+    print(f"train_throughput setting={setting} model={model} utterances_per_second={statistics.median(rates):.1f} "
+          f"per_epoch={per_epoch} {extra}".rstrip())
+
+
+def main(argv):
+    del argv
+    quick = _QUICK.value
+    args = {
+        "quick": quick,
+        "epochs": 2 if quick else max(2, _EPOCHS.value),
+        "train_utterances": 256 if quick else _TRAIN_UTTERANCES.value,
+        "batch_size": _BATCH.value,
+        "seed": _SEED.value,
+    }
+    print(f"machine cpus={os.cpu_count()} load_average={os.getloadavg()[0]:.2f} tensorflow={tf.__version__}")
+    peak = matmul_peak_flops()
+    print(f"matmul_peak_gflops_per_second={peak / 1e9:.1f}")
+    settings = [("fixed", 0.0)] if quick else [("iemocap", 0.35), ("fixed", 0.0)]
+    speedups = {name: run_setting(name, spread, args, peak) for name, spread in settings}
+    for name, speedup in speedups.items():
+        print(f"speedup setting={name} mmin_over_reference={speedup:.2f}")
+    print(f"speedup_vs_reference={speedups['fixed']:.2f}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,116 @@
+"""Runs the paper's cross-validation protocol and writes its tables (Tables 5-7).
+
+    python -m mmin_tf.experiment --flagfile=pipelines/iemocap.flags --data_dir=data/iemocap \
+        --models=baseline,augmented,mmin --folds=all --seeds=3 --output_dir=runs/iemocap_experiment
+
+Takes every training flag (`python -m mmin_tf.train`); `--model`, `--fold`, `--seed`,
+`--pretrained_dir` and `--condition` are set per run, and `--condition_mode` applies to the MMIN
+models only. Every (model, fold, seed) run is one `python -m mmin_tf.train` process into
+OUTPUT_DIR/runs/<model>/fold<f>/seed<s> (log beside it, `.log`); MMIN models use the baseline run
+of the same fold and seed as teacher. Complete runs are skipped, so re-running an interrupted
+experiment resumes it. Then results.md, results.csv, results.json and figures/ are written.
+
+Several machines share one experiment directory with `--num_shards=N --shard_index=i` (i = 0..N-1);
+shards do not aggregate: run the same command with `--aggregate_only` when all have finished.
+See docs/experiments.md.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+from mmin_tf import experiment_plan, figures, results, train
+from mmin_tf.data import format as format_lib
+from mmin_tf.training import RunError
+
+FLAGS = flags.FLAGS
+EXPERIMENT_FLAGS = "experiment.flags"
+# Training flags set for each run, so left out of experiment.flags.
+PER_RUN_FLAGS = ("model", "fold", "seed", "output_dir", "pretrained_dir", "condition", "condition_mode", "data_dir")
+
+_MODELS = flags.DEFINE_list(
+    "models", ["baseline", "augmented", "mmin"],
+    "Models: baseline, augmented, mmin, mmin_ae, mmin_nocycle, matched (one per test condition) "
+    "or matched_<condition>.")
+_FOLDS = flags.DEFINE_list("folds", ["all"], "'all' (the dataset's folds) or fold names, e.g. 1,2.")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Runs per model and fold, with seeds 0..N-1.", lower_bound=1)
+_NUM_SHARDS = flags.DEFINE_integer("num_shards", 1, "Machines sharing the experiment.", lower_bound=1)
+_SHARD_INDEX = flags.DEFINE_integer("shard_index", 0, "This machine's shard, 0..num_shards-1.", lower_bound=0)
+_AGGREGATE_ONLY = flags.DEFINE_bool("aggregate_only", False, "Train nothing; aggregate the complete runs.")
+_METRICS = flags.DEFINE_list(
+    "metrics", None, "Metrics of the tables (default by --selection_metric: ua -> wa,ua; f1 -> f1).")
+
+
+def training_flags() -> str:
+    """The training flags shared by every run, one `--name=value` per line."""
+    shared = [flag for flag in FLAGS.get_flags_for_module(train) if flag.name not in PER_RUN_FLAGS]
+    return "".join(flag.serialize() + "\n" for flag in sorted(shared, key=lambda flag: flag.name) if flag.value is not None)
+
+
+def write_experiment_flags(output_dir: str) -> str:
+    """Writes experiment.flags, or checks that an existing one holds the same flags."""
+    path = os.path.join(output_dir, EXPERIMENT_FLAGS)
+    text = training_flags()
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = f.read()
+        if previous != text:
+            changed = sorted(set(previous.splitlines()) ^ set(text.splitlines()))
+            raise RunError(
+                f"{output_dir!r} holds an experiment with other training flags (differences: {changed}); "
+                "use another --output_dir"
+            )
+        return path
+    os.makedirs(output_dir, exist_ok=True)
+    temporary = f"{path}.{os.getpid()}.incomplete"  # shards may start at the same time
+    with open(temporary, "w") as f:
+        f.write(text)
+    os.replace(temporary, path)
+    return path
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not FLAGS.data_dir or not FLAGS.output_dir:
+        raise app.UsageError("--data_dir and --output_dir are required")
+    if FLAGS.pretrained_dir or FLAGS.condition:
+        raise app.UsageError("--pretrained_dir and --condition are set per run by the experiment")
+    if _SHARD_INDEX.value >= _NUM_SHARDS.value:
+        raise app.UsageError(f"--shard_index must be < --num_shards ({_NUM_SHARDS.value})")
+    output_dir = FLAGS.output_dir
+    info = format_lib.load_info(FLAGS.data_dir)
+    runs = experiment_plan.plan_runs(
+        experiment_plan.model_keys(_MODELS.value, info.modalities),
+        experiment_plan.resolve_folds(_FOLDS.value, info.fold_names),
+        experiment_plan.seed_values(_SEEDS.value),
+        output_dir,
+    )
+    metrics = results.parse_metrics(_METRICS.value or results.default_metrics(FLAGS.selection_metric.value))
+    if not _AGGREGATE_ONLY.value:
+        flagfile = write_experiment_flags(output_dir)
+        mmin_arguments = [f"--condition_mode={FLAGS.condition_mode.value}"] if FLAGS.condition_mode else []
+        experiment_plan.execute(
+            experiment_plan.shard(runs, _NUM_SHARDS.value, _SHARD_INDEX.value),
+            flagfile, [f"--data_dir={FLAGS.data_dir}"], mmin_arguments,
+        )
+        if _NUM_SHARDS.value > 1:
+            logging.info("Shard %d done; aggregate with --aggregate_only when every shard is.", _SHARD_INDEX.value)
+            return
+    aggregated = results.aggregate(runs, output_dir, info.name, metrics)
+    written = results.write_results(aggregated, output_dir)
+    written += figures.write_experiment_figures(aggregated, output_dir)
+    logging.info("Wrote %s", ", ".join(written))
+
+
+def run():
+    try:
+        app.run(main)
+    except (RunError, format_lib.DataError, FileNotFoundError, ValueError) as error:
+        print(f"mmin_tf.experiment: error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,60 @@
+"""Our MMIN step and the original's dense computation give the same losses on the same batch."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmin_tf import configs
+from mmin_tf.data.pipeline import AVAILABILITY, TEACHER_EMBEDDING, apply_availability
+from mmin_tf.models import construction
+from mmin_tf.models.reference import ReferenceMMINTrainer
+from tests import tiny_runs
+from tests.models.test_trainer import MODALITIES, _batch
+
+NO_DROPOUT = dataclasses.replace(
+    tiny_runs.tiny_config("d", "o").model, kind=configs.ModelKind.MMIN, classifier_dropout=0.0, text_cnn_dropout=0.0
+)
+
+
+def _normalization():
+    rng = np.random.default_rng(3)
+    return {
+        "acoustic": {"mean": rng.normal(size=6).tolist(), "std": rng.uniform(0.5, 2.0, size=6).tolist()}
+    }
+
+
+def _trainers():
+    teacher = construction.build_utterance_fusion(MODALITIES, 4, NO_DROPOUT, _normalization())
+    ours = construction.build_mmin_trainer(teacher, 4, NO_DROPOUT, configs.LossConfig(), 1.0, True)
+    reference = ReferenceMMINTrainer(ours.model, ours.teacher, ours.backward, ours.loss_config)
+    return ours, reference
+
+
+@pytest.mark.parametrize("cached_teacher", [False, True])
+def test_same_losses_as_the_original_computation(cached_teacher):
+    ours, reference = _trainers()
+    inputs, labels = _batch(batch=12, time=7, seed=4)
+    if cached_teacher:
+        full = {k: v for k, v in inputs.items() if k != AVAILABILITY}
+        inputs = {**inputs, TEACHER_EMBEDDING: ours.teacher(full, training=False)}
+    availability = inputs[AVAILABILITY]
+    visible = apply_availability(inputs, availability, MODALITIES)
+    ours_terms, _ = ours.compute_losses(inputs, visible, availability, labels, training=True)
+    reference_terms, _ = reference.compute_losses(inputs, visible, availability, labels, training=True)
+    for name in ("loss", "ce_loss", "forward_loss", "backward_loss"):
+        np.testing.assert_allclose(ours_terms[name].numpy(), reference_terms[name].numpy(), rtol=1e-5, err_msg=name)
+
+
+def test_reference_teacher_ignores_the_cache():
+    ours, reference = _trainers()
+    inputs, labels = _batch(batch=6, seed=5)
+    wrong = {**inputs, TEACHER_EMBEDDING: tf.fill([6, 24], 100.0)}
+    availability = inputs[AVAILABILITY]
+    visible = apply_availability(inputs, availability, MODALITIES)
+    clean, _ = reference.compute_losses(inputs, visible, availability, labels, training=False)
+    with_cache, _ = reference.compute_losses(wrong, visible, availability, labels, training=False)
+    np.testing.assert_allclose(clean["loss"].numpy(), with_cache["loss"].numpy(), rtol=1e-6)
+    polluted, _ = ours.compute_losses(wrong, visible, availability, labels, training=False)
+    assert polluted["forward_loss"].numpy() > 10 * clean["forward_loss"].numpy()
