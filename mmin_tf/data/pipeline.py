@@ -186,8 +186,12 @@ def apply_availability(
     inputs: Mapping[str, tf.Tensor],
     availability: tf.Tensor,
     modalities: Sequence[modalities_lib.ModalitySpec],
+    zero_features: bool = True,
 ) -> dict[str, tf.Tensor]:
     """Marks the modalities that are not available as missing: zero features, length 0.
+
+    The model reads no frame of a modality whose length is 0, so `zero_features=False` (lengths
+    only; used on the training hot path) gives the model the same inputs at less cost.
 
     Works on one example (`availability` `(num_modalities,)`, features `(time, dim)`) and on a
     batch (`(batch, num_modalities)`, `(batch, time, dim)`). Other keys pass through.
@@ -198,8 +202,9 @@ def apply_availability(
     masked = dict(inputs)
     for index, spec in enumerate(modalities):
         present = availability[..., index]
-        features = inputs[spec.name]
-        masked[spec.name] = tf.where(present[..., None, None], features, tf.zeros_like(features))
+        if zero_features:
+            features = inputs[spec.name]
+            masked[spec.name] = tf.where(present[..., None, None], features, tf.zeros_like(features))
         masked[spec.length_key] = inputs[spec.length_key] * tf.cast(present, tf.int32)
     return masked
 

@@ -40,7 +40,7 @@ class _Trainer(keras.Model):
     def _split_inputs(self, data):
         inputs, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         availability = inputs[AVAILABILITY]
-        visible = apply_availability(inputs, availability, self.model.modalities)
+        visible = apply_availability(inputs, availability, self.model.modalities, zero_features=False)
         visible.pop(AVAILABILITY)
         return inputs, visible, availability, labels
 
@@ -149,7 +149,9 @@ class MMINTrainer(_Trainer):
         if TEACHER_EMBEDDING in inputs:
             available = tf.repeat(availability, self.slot_sizes, axis=1)  # (B, dim)
             return tf.where(available, self.teacher_missing, inputs[TEACHER_EMBEDDING])
-        complement = apply_availability(inputs, tf.logical_not(availability), self.model.modalities)
+        complement = apply_availability(
+            inputs, tf.logical_not(availability), self.model.modalities, zero_features=False
+        )
         return self.teacher(complement, training=False)
 
     def compute_losses(self, inputs, visible, availability, labels, training):

@@ -462,3 +462,12 @@ def test_evaluation_dataset_applies_condition_to_every_held_out_utterance_once(
 def test_batching_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Batching(**kwargs)
+
+
+def test_apply_availability_without_zeroing_only_sets_lengths():
+    features = tf.random.normal([2, 3, 4])
+    inputs = {"acoustic": features, "acoustic_length": tf.constant([3, 2])}
+    spec = modalities_lib.ModalitySpec("acoustic", "a", 4, modalities_lib.EncoderKind.LSTM)
+    masked = pipeline.apply_availability(inputs, tf.constant([[True], [False]]), (spec,), zero_features=False)
+    np.testing.assert_array_equal(masked["acoustic_length"].numpy(), [3, 0])
+    np.testing.assert_array_equal(masked["acoustic"].numpy(), features.numpy())

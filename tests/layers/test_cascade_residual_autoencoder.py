@@ -1,13 +1,12 @@
 """Tests for `CascadeResidualAutoencoder` (paper Eq. 2-3, §3.1.4)."""
 
-import os
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from mmin_tf.layers import CascadeResidualAutoencoder
+from tests import layer_checks
 
 INPUT_DIM = 7
 NUM_BLOCKS = 3
@@ -27,7 +26,7 @@ def _cascade(use_transition=True, num_blocks=NUM_BLOCKS):
 
 
 def _inputs(batch=3, seed=0):
-    return np.random.default_rng(seed).normal(size=(batch, INPUT_DIM)).astype(np.float32)
+    return layer_checks.random_vectors(batch, INPUT_DIM, seed)
 
 
 def _by_hand(cascade, h):
@@ -109,65 +108,36 @@ def test_blocks_have_independent_weights():
 
 
 def test_tf_function_matches_eager():
-    cascade = _cascade()
-    h = _inputs()
-
-    graph = tf.function(cascade)(h)
-    eager = cascade(h)
-
-    for key in eager:
-        np.testing.assert_allclose(graph[key].numpy(), eager[key].numpy(), atol=1e-6)
+    layer_checks.assert_tf_function_matches_eager(_cascade(), _inputs())
 
 
 @pytest.mark.parametrize("use_transition", [True, False])
 def test_config_round_trip(use_transition):
-    cascade = _cascade(use_transition)
-    h = _inputs()
-
-    config = cascade.get_config()
-    restored = CascadeResidualAutoencoder.from_config(config)
-    restored.build()
-    restored.set_weights(cascade.get_weights())
+    config, _ = layer_checks.assert_config_round_trip(_cascade(use_transition), _inputs())
 
     assert (config["input_dim"], config["num_blocks"], config["hidden_sizes"], config["use_transition"]) == (
         INPUT_DIM, NUM_BLOCKS, HIDDEN_SIZES, use_transition
     )
-    expected, actual = cascade(h), restored(h)
-    for key in expected:
-        np.testing.assert_allclose(actual[key].numpy(), expected[key].numpy(), atol=1e-6)
-
-
-def _functional(cascade):
-    inputs = keras.Input((INPUT_DIM,))
-    return keras.Model(inputs, cascade(inputs))
 
 
 def test_keras_save_and_load(tmp_path):
-    model = _functional(_cascade())
-    path = os.path.join(tmp_path, "cascade.keras")
-    h = _inputs()
+    model = layer_checks.vector_functional_model(_cascade(), INPUT_DIM)
 
-    model.save(path)
-    loaded = keras.models.load_model(path)
-
-    expected, actual = model(h), loaded(h)
-    for key in ("reconstruction", "latents"):
-        np.testing.assert_allclose(actual[key].numpy(), expected[key].numpy(), atol=1e-6)
+    layer_checks.assert_keras_save_and_load(
+        model, tmp_path, "cascade.keras", _inputs(), keys=("reconstruction", "latents")
+    )
 
 
 def test_one_training_step_changes_every_weight():
-    model = _functional(_cascade())
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss={"reconstruction": "mse", "latents": None})
-    before = [v.numpy().copy() for v in model.trainable_variables]
-
+    model = layer_checks.vector_functional_model(_cascade(), INPUT_DIM)
     h = _inputs(batch=8)
-    loss = model.train_on_batch(
-        h, {"reconstruction": -h, "latents": np.zeros((8, NUM_BLOCKS * LATENT), np.float32)}
-    )
 
-    assert np.isfinite(loss)
-    for old, variable in zip(before, model.trainable_variables):
-        assert not np.allclose(old, variable.numpy()), variable.path
+    layer_checks.assert_one_training_step_changes_every_weight(
+        model,
+        h,
+        {"reconstruction": -h, "latents": np.zeros((8, NUM_BLOCKS * LATENT), np.float32)},
+        loss={"reconstruction": "mse", "latents": None},
+    )
 
 
 def test_rejects_no_blocks():

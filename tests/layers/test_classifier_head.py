@@ -1,13 +1,12 @@
 """Tests for `ClassifierHead`."""
 
-import os
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from mmin_tf.layers import ClassifierHead
+from tests import layer_checks
 
 INPUT_DIM = 6
 NUM_CLASSES = 3
@@ -26,7 +25,7 @@ def _head(dropout=0.3):
 
 
 def _inputs(batch=4, seed=0):
-    return np.random.default_rng(seed).normal(size=(batch, INPUT_DIM)).astype(np.float32)
+    return layer_checks.random_vectors(batch, INPUT_DIM, seed)
 
 
 def test_eager_and_symbolic_output_shapes():
@@ -64,54 +63,33 @@ def test_dropout_only_in_training():
 
 
 def test_tf_function_matches_eager():
-    head = _head()
-    inputs = _inputs()
-
-    graph = tf.function(lambda x: head(x, training=False))(inputs)
-
-    np.testing.assert_allclose(graph.numpy(), head(inputs).numpy(), atol=1e-6)
+    layer_checks.assert_tf_function_matches_eager(_head(), _inputs(), training=False)
 
 
 def test_config_round_trip():
-    head = _head(dropout=0.2)
-    inputs = _inputs()
+    config, restored = layer_checks.assert_config_round_trip(
+        _head(dropout=0.2), _inputs(), build_args=((None, INPUT_DIM),)
+    )
 
-    config = head.get_config()
-    restored = ClassifierHead.from_config(config)
-    restored.build((None, INPUT_DIM))
-    restored.set_weights(head.get_weights())
-
+    assert isinstance(restored, ClassifierHead)
     assert (config["num_classes"], config["hidden_sizes"], config["dropout"]) == (
         NUM_CLASSES, HIDDEN_SIZES, 0.2
     )
-    np.testing.assert_allclose(restored(inputs).numpy(), head(inputs).numpy(), atol=1e-6)
 
 
 def test_keras_save_and_load(tmp_path):
-    inputs = keras.Input((INPUT_DIM,))
-    model = keras.Model(inputs, _head()(inputs))
-    path = os.path.join(tmp_path, "classifier.keras")
+    model = layer_checks.vector_functional_model(_head(), INPUT_DIM)
 
-    model.save(path)
-    loaded = keras.models.load_model(path)
-
-    np.testing.assert_allclose(loaded(_inputs()).numpy(), model(_inputs()).numpy(), atol=1e-6)
+    layer_checks.assert_keras_save_and_load(model, tmp_path, "classifier.keras", _inputs())
 
 
 def test_one_training_step_changes_every_weight():
-    inputs = keras.Input((INPUT_DIM,))
-    model = keras.Model(inputs, _head(dropout=0.0)(inputs))
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.1),
+    layer_checks.assert_one_training_step_changes_every_weight(
+        layer_checks.vector_functional_model(_head(dropout=0.0), INPUT_DIM),
+        _inputs(batch=8),
+        np.arange(8) % NUM_CLASSES,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    before = [v.numpy().copy() for v in model.trainable_variables]
-
-    loss = model.train_on_batch(_inputs(batch=8), np.arange(8) % NUM_CLASSES)
-
-    assert np.isfinite(loss)
-    for old, variable in zip(before, model.trainable_variables):
-        assert not np.allclose(old, variable.numpy()), variable.path
 
 
 def test_rejects_fewer_than_two_classes():

@@ -1,20 +1,14 @@
 """Tests for `ModalityEmbedder`: per-modality encoders, normalization, missing embeddings (Eq. 1)."""
 
-import os
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from mmin_tf.layers import ModalityEmbedder, SequenceEncoder, TextCNN
-from mmin_tf.modalities import EncoderKind, ModalitySpec
+from tests import layer_checks
 
-MODALITIES = (
-    ModalitySpec("acoustic", "a", 3, EncoderKind.LSTM),
-    ModalitySpec("visual", "v", 4, EncoderKind.LSTM),
-    ModalitySpec("text", "t", 5, EncoderKind.TEXT_CNN),
-)
+MODALITIES = layer_checks.TINY_MODALITIES
 SIZES = {"acoustic": 4, "visual": 5, "text": 6}
 OFFSETS = {"acoustic": 0, "visual": 4, "text": 9}
 OUTPUT_SIZE = 15
@@ -221,12 +215,9 @@ def test_every_modality_missing_with_no_frames():
 
 
 def test_tf_function_matches_eager():
-    embedder = _embedder()
     inputs = _inputs(np.random.default_rng(9), MIXED)
 
-    graph = tf.function(lambda x: embedder(x, training=False))(inputs)
-
-    np.testing.assert_allclose(graph.numpy(), embedder(inputs).numpy(), atol=1e-6)
+    layer_checks.assert_tf_function_matches_eager(_embedder(), inputs, training=False)
 
 
 def _statistics(rng, spec):
@@ -275,17 +266,14 @@ def test_config_round_trip():
     embedder = _embedder(normalization={"acoustic": _statistics(rng, MODALITIES[0])})
     inputs = _inputs(rng, MIXED)
 
-    config = embedder.get_config()
-    restored = ModalityEmbedder.from_config(config)
-    restored.build()
-    restored.set_weights(embedder.get_weights())
+    _, restored = layer_checks.assert_config_round_trip(embedder, inputs)
 
+    assert isinstance(restored, ModalityEmbedder)
     assert restored.modalities == MODALITIES
     assert restored.normalization == embedder.normalization
     assert {name: type(layer) for name, layer in restored.encoders.items()} == {
         "acoustic": SequenceEncoder, "visual": SequenceEncoder, "text": TextCNN
     }
-    np.testing.assert_allclose(restored(inputs).numpy(), embedder(inputs).numpy(), atol=1e-6)
 
 
 def _functional(embedder):
@@ -300,25 +288,17 @@ def test_keras_save_and_load(tmp_path):
     rng = np.random.default_rng(13)
     model = _functional(_embedder(normalization={"acoustic": _statistics(rng, MODALITIES[0])}))
     inputs = _inputs(rng, MIXED)
-    path = os.path.join(tmp_path, "embedder.keras")
 
-    model.save(path)
-    loaded = keras.models.load_model(path)
-
-    np.testing.assert_allclose(loaded(inputs).numpy(), model(inputs).numpy(), atol=1e-6)
+    layer_checks.assert_keras_save_and_load(model, tmp_path, "embedder.keras", inputs)
 
 
 def test_one_training_step_changes_every_weight():
     model = _functional(_embedder())
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-    before = [v.numpy().copy() for v in model.trainable_variables]
     inputs = _inputs(np.random.default_rng(14), MIXED)
 
-    loss = model.train_on_batch(inputs, np.ones((5, OUTPUT_SIZE), np.float32))
-
-    assert np.isfinite(loss)
-    for old, variable in zip(before, model.trainable_variables):
-        assert not np.allclose(old, variable.numpy()), variable.path
+    layer_checks.assert_one_training_step_changes_every_weight(
+        model, inputs, np.ones((5, OUTPUT_SIZE), np.float32), loss="mse"
+    )
 
 
 @pytest.mark.parametrize(

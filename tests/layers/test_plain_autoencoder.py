@@ -1,13 +1,12 @@
 """Tests for `PlainAutoencoder`, the MMIN-AE ablation's imagination network."""
 
-import os
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from mmin_tf.layers import CascadeResidualAutoencoder, PlainAutoencoder
+from tests import layer_checks
 
 INPUT_DIM = 7
 LATENT_DIM = 4
@@ -26,7 +25,7 @@ def _autoencoder(hidden_sizes=HIDDEN_SIZES):
 
 
 def _inputs(batch=3, seed=0):
-    return np.random.default_rng(seed).normal(size=(batch, INPUT_DIM)).astype(np.float32)
+    return layer_checks.random_vectors(batch, INPUT_DIM, seed)
 
 
 def test_eager_and_symbolic_output_shapes():
@@ -90,59 +89,32 @@ def test_matched_hidden_size_matches_default_cascade_within_one_percent():
 
 
 def test_tf_function_matches_eager():
-    autoencoder = _autoencoder()
-    h = _inputs()
-
-    graph = tf.function(autoencoder)(h)
-    eager = autoencoder(h)
-
-    for key in eager:
-        np.testing.assert_allclose(graph[key].numpy(), eager[key].numpy(), atol=1e-6)
+    layer_checks.assert_tf_function_matches_eager(_autoencoder(), _inputs())
 
 
 def test_config_round_trip():
-    autoencoder = _autoencoder()
-    h = _inputs()
-
-    config = autoencoder.get_config()
-    restored = PlainAutoencoder.from_config(config)
-    restored.build()
-    restored.set_weights(autoencoder.get_weights())
+    config, _ = layer_checks.assert_config_round_trip(_autoencoder(), _inputs())
 
     assert (config["input_dim"], config["latent_dim"], config["hidden_sizes"]) == (
         INPUT_DIM, LATENT_DIM, HIDDEN_SIZES
     )
-    expected, actual = autoencoder(h), restored(h)
-    for key in expected:
-        np.testing.assert_allclose(actual[key].numpy(), expected[key].numpy(), atol=1e-6)
-
-
-def _functional(autoencoder):
-    inputs = keras.Input((INPUT_DIM,))
-    return keras.Model(inputs, autoencoder(inputs))
 
 
 def test_keras_save_and_load(tmp_path):
-    model = _functional(_autoencoder())
-    path = os.path.join(tmp_path, "plain.keras")
-    h = _inputs()
+    model = layer_checks.vector_functional_model(_autoencoder(), INPUT_DIM)
 
-    model.save(path)
-    loaded = keras.models.load_model(path)
-
-    expected, actual = model(h), loaded(h)
-    for key in ("reconstruction", "latents"):
-        np.testing.assert_allclose(actual[key].numpy(), expected[key].numpy(), atol=1e-6)
+    layer_checks.assert_keras_save_and_load(
+        model, tmp_path, "plain.keras", _inputs(), keys=("reconstruction", "latents")
+    )
 
 
 def test_one_training_step_changes_every_weight():
-    model = _functional(_autoencoder())
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss={"reconstruction": "mse", "latents": None})
-    before = [v.numpy().copy() for v in model.trainable_variables]
-
+    model = layer_checks.vector_functional_model(_autoencoder(), INPUT_DIM)
     h = _inputs(batch=8)
-    loss = model.train_on_batch(h, {"reconstruction": h, "latents": np.zeros((8, LATENT_DIM), np.float32)})
 
-    assert np.isfinite(loss)
-    for old, variable in zip(before, model.trainable_variables):
-        assert not np.allclose(old, variable.numpy()), variable.path
+    layer_checks.assert_one_training_step_changes_every_weight(
+        model,
+        h,
+        {"reconstruction": h, "latents": np.zeros((8, LATENT_DIM), np.float32)},
+        loss={"reconstruction": "mse", "latents": None},
+    )

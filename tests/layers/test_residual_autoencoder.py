@@ -1,13 +1,12 @@
 """Tests for `ResidualAutoencoder`, one block of the CRA."""
 
-import os
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from mmin_tf.layers import ResidualAutoencoder
+from tests import layer_checks
 
 INPUT_DIM = 7
 HIDDEN_SIZES = (6, 5, 4)
@@ -25,7 +24,7 @@ def _block(hidden_sizes=HIDDEN_SIZES):
 
 
 def _inputs(batch=3, seed=0):
-    return np.random.default_rng(seed).normal(size=(batch, INPUT_DIM)).astype(np.float32)
+    return layer_checks.random_vectors(batch, INPUT_DIM, seed)
 
 
 def _dense(layer, x):
@@ -82,60 +81,36 @@ def test_single_hidden_size_decodes_latent_directly():
 
 
 def test_tf_function_matches_eager():
-    block = _block()
-    x = _inputs()
-
-    graph = tf.function(block)(x)
-    eager = block(x)
-
-    for graph_tensor, eager_tensor in zip(graph, eager):
-        np.testing.assert_allclose(graph_tensor.numpy(), eager_tensor.numpy(), atol=1e-6)
+    layer_checks.assert_tf_function_matches_eager(_block(), _inputs())
 
 
 def test_config_round_trip():
-    block = _block()
-    x = _inputs()
-
-    config = block.get_config()
-    restored = ResidualAutoencoder.from_config(config)
-    restored.build()
-    restored.set_weights(block.get_weights())
+    config, _ = layer_checks.assert_config_round_trip(_block(), _inputs())
 
     assert (config["input_dim"], config["hidden_sizes"]) == (INPUT_DIM, HIDDEN_SIZES)
-    for restored_tensor, tensor in zip(restored(x), block(x)):
-        np.testing.assert_allclose(restored_tensor.numpy(), tensor.numpy(), atol=1e-6)
 
 
 def _functional(block):
-    inputs = keras.Input((INPUT_DIM,))
-    residual, latent = block(inputs)
-    return keras.Model(inputs, {"residual": residual, "latent": latent})
+    """The block with its `(residual, latent)` outputs named, so each can get its own loss."""
+    return layer_checks.vector_functional_model(block, INPUT_DIM, output_names=("residual", "latent"))
 
 
 def test_keras_save_and_load(tmp_path):
-    model = _functional(_block())
-    path = os.path.join(tmp_path, "block.keras")
-    x = _inputs()
-
-    model.save(path)
-    loaded = keras.models.load_model(path)
-
-    expected, actual = model(x), loaded(x)
-    for key in ("residual", "latent"):
-        np.testing.assert_allclose(actual[key].numpy(), expected[key].numpy(), atol=1e-6)
+    layer_checks.assert_keras_save_and_load(
+        _functional(_block()), tmp_path, "block.keras", _inputs(), keys=("residual", "latent")
+    )
 
 
 def test_one_training_step_changes_every_weight():
     model = _functional(_block(hidden_sizes=(6, 4)))
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss={"residual": "mse", "latent": None})
-    before = [v.numpy().copy() for v in model.trainable_variables]
-
     x = _inputs(batch=8)
-    loss = model.train_on_batch(x, {"residual": -x, "latent": np.zeros((8, 4), np.float32)})
 
-    assert np.isfinite(loss)
-    for old, variable in zip(before, model.trainable_variables):
-        assert not np.allclose(old, variable.numpy()), variable.path
+    layer_checks.assert_one_training_step_changes_every_weight(
+        model,
+        x,
+        {"residual": -x, "latent": np.zeros((8, 4), np.float32)},
+        loss={"residual": "mse", "latent": None},
+    )
 
 
 def test_rejects_empty_hidden_sizes():

@@ -1,7 +1,5 @@
 """Tests for `SequenceEncoder` (LSTM + masked max-pool) and `masked_max_over_time`."""
 
-import os
-
 import keras
 import numpy as np
 import pytest
@@ -9,6 +7,7 @@ import tensorflow as tf
 
 from mmin_tf.layers import SequenceEncoder
 from mmin_tf.layers.masking import masked_max_over_time
+from tests import layer_checks
 
 FEATURE_DIM = 5
 HIDDEN_SIZE = 6
@@ -20,11 +19,7 @@ def _seed():
 
 
 def _features(rng, lengths, time, padding=0.0):
-    """`(batch, time, FEATURE_DIM)` random frames; `padding` beyond each row's length."""
-    features = rng.normal(size=(len(lengths), time, FEATURE_DIM)).astype(np.float32)
-    for row, length in enumerate(lengths):
-        features[row, length:] = padding
-    return features, np.asarray(lengths, np.int32)
+    return layer_checks.random_padded_features(rng, lengths, time, FEATURE_DIM, padding)
 
 
 def _encoder(**kwargs):
@@ -34,9 +29,7 @@ def _encoder(**kwargs):
 
 
 def _functional(encoder):
-    features = keras.Input((None, FEATURE_DIM), name="features")
-    lengths = keras.Input((), dtype="int32", name="lengths")
-    return keras.Model([features, lengths], encoder(features, lengths))
+    return layer_checks.sequence_functional_model(encoder, FEATURE_DIM)
 
 
 # masked_max_over_time ------------------------------------------------------------------------
@@ -100,53 +93,38 @@ def test_embedding_is_max_of_lstm_outputs_over_valid_steps():
 
 def test_tf_function_matches_eager():
     features, lengths = _features(np.random.default_rng(4), [4, 1, 2], time=4)
-    encoder = _encoder()
 
-    graph = tf.function(lambda f, l: encoder(f, l))(features, lengths)
-
-    np.testing.assert_allclose(graph.numpy(), encoder(features, lengths).numpy(), atol=1e-6)
+    layer_checks.assert_tf_function_matches_eager(_encoder(), features, lengths)
 
 
 def test_config_round_trip():
     features, lengths = _features(np.random.default_rng(5), [3, 1], time=3)
-    encoder = _encoder(use_cudnn=False)
 
-    config = encoder.get_config()
-    restored = SequenceEncoder.from_config(config)
-    restored.build((None, None, FEATURE_DIM), (None,))
-    restored.set_weights(encoder.get_weights())
+    config, restored = layer_checks.assert_config_round_trip(
+        _encoder(use_cudnn=False), features, lengths, build_args=((None, None, FEATURE_DIM), (None,))
+    )
 
+    assert isinstance(restored, SequenceEncoder)
     assert config["hidden_size"] == HIDDEN_SIZE and config["use_cudnn"] is False
     assert restored.get_config() == config
-    np.testing.assert_allclose(
-        restored(features, lengths).numpy(), encoder(features, lengths).numpy(), atol=1e-6
-    )
 
 
 def test_keras_save_and_load(tmp_path):
     features, lengths = _features(np.random.default_rng(6), [3, 1, 2], time=3)
+
     model = _functional(_encoder())
-    path = os.path.join(tmp_path, "encoder.keras")
 
-    model.save(path)
-    loaded = keras.models.load_model(path)
-
-    np.testing.assert_allclose(
-        loaded([features, lengths]).numpy(), model([features, lengths]).numpy(), atol=1e-6
-    )
+    layer_checks.assert_keras_save_and_load(model, tmp_path, "encoder.keras", [features, lengths])
 
 
 def test_one_training_step_changes_every_weight():
     features, lengths = _features(np.random.default_rng(7), [3, 1, 2], time=3)
+
     model = _functional(_encoder())
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-    before = [v.numpy().copy() for v in model.trainable_variables]
 
-    loss = model.train_on_batch([features, lengths], np.ones((3, HIDDEN_SIZE), np.float32))
-
-    assert np.isfinite(loss)
-    for old, variable in zip(before, model.trainable_variables):
-        assert not np.allclose(old, variable.numpy()), variable.path
+    layer_checks.assert_one_training_step_changes_every_weight(
+        model, [features, lengths], np.ones((3, HIDDEN_SIZE), np.float32), loss="mse"
+    )
 
 
 def test_rejects_non_positive_hidden_size():

@@ -1,13 +1,12 @@
 """Tests for the `TextCNN` text encoder."""
 
-import os
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from mmin_tf.layers import TextCNN
+from tests import layer_checks
 
 FEATURE_DIM = 4
 CHANNELS = 5
@@ -21,11 +20,7 @@ def _seed():
 
 
 def _features(rng, lengths, time, padding=0.0):
-    """`(batch, time, FEATURE_DIM)` random frames; `padding` beyond each row's length."""
-    features = rng.normal(size=(len(lengths), time, FEATURE_DIM)).astype(np.float32)
-    for row, length in enumerate(lengths):
-        features[row, length:] = padding
-    return features, np.asarray(lengths, np.int32)
+    return layer_checks.random_padded_features(rng, lengths, time, FEATURE_DIM, padding)
 
 
 def _encoder(dropout=0.5):
@@ -35,9 +30,7 @@ def _encoder(dropout=0.5):
 
 
 def _functional(encoder):
-    features = keras.Input((None, FEATURE_DIM), name="features")
-    lengths = keras.Input((), dtype="int32", name="lengths")
-    return keras.Model([features, lengths], encoder(features, lengths))
+    return layer_checks.sequence_functional_model(encoder, FEATURE_DIM)
 
 
 def test_eager_and_symbolic_output_shapes():
@@ -109,54 +102,39 @@ def test_dropout_only_in_training():
 
 def test_tf_function_matches_eager():
     features, lengths = _features(np.random.default_rng(5), [5, 1, 2], time=5)
-    encoder = _encoder()
 
-    graph = tf.function(lambda f, l: encoder(f, l, training=False))(features, lengths)
-
-    np.testing.assert_allclose(graph.numpy(), encoder(features, lengths).numpy(), atol=1e-6)
+    layer_checks.assert_tf_function_matches_eager(_encoder(), features, lengths, training=False)
 
 
 def test_config_round_trip():
     features, lengths = _features(np.random.default_rng(6), [4, 2], time=4)
-    encoder = _encoder(dropout=0.25)
 
-    config = encoder.get_config()
-    restored = TextCNN.from_config(config)
-    restored.build((None, None, FEATURE_DIM), (None,))
-    restored.set_weights(encoder.get_weights())
+    config, restored = layer_checks.assert_config_round_trip(
+        _encoder(dropout=0.25), features, lengths, build_args=((None, None, FEATURE_DIM), (None,))
+    )
 
+    assert isinstance(restored, TextCNN)
     assert (config["channels"], config["kernel_sizes"], config["embedding_size"], config["dropout"]) == (
         CHANNELS, KERNEL_SIZES, EMBEDDING_SIZE, 0.25
-    )
-    np.testing.assert_allclose(
-        restored(features, lengths).numpy(), encoder(features, lengths).numpy(), atol=1e-6
     )
 
 
 def test_keras_save_and_load(tmp_path):
     features, lengths = _features(np.random.default_rng(7), [4, 1, 2], time=4)
+
     model = _functional(_encoder())
-    path = os.path.join(tmp_path, "text_cnn.keras")
 
-    model.save(path)
-    loaded = keras.models.load_model(path)
-
-    np.testing.assert_allclose(
-        loaded([features, lengths]).numpy(), model([features, lengths]).numpy(), atol=1e-6
-    )
+    layer_checks.assert_keras_save_and_load(model, tmp_path, "text_cnn.keras", [features, lengths])
 
 
 def test_one_training_step_changes_every_weight():
     features, lengths = _features(np.random.default_rng(8), [4, 3, 2, 4], time=4)
+
     model = _functional(_encoder(dropout=0.1))
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-    before = [v.numpy().copy() for v in model.trainable_variables]
 
-    loss = model.train_on_batch([features, lengths], np.ones((4, EMBEDDING_SIZE), np.float32))
-
-    assert np.isfinite(loss)
-    for old, variable in zip(before, model.trainable_variables):
-        assert not np.allclose(old, variable.numpy()), variable.path
+    layer_checks.assert_one_training_step_changes_every_weight(
+        model, [features, lengths], np.ones((4, EMBEDDING_SIZE), np.float32), loss="mse"
+    )
 
 
 @pytest.mark.parametrize("kernel_sizes", [(), (0, 3)], ids=["empty", "zero"])

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from mmin_tf.configs import LossConfig, ModelConfig, ModelKind
+from mmin_tf.configs import LossConfig, ModelKind
 from mmin_tf.layers import (
     CascadeResidualAutoencoder,
     ModalityEmbedder,
@@ -16,29 +16,13 @@ from mmin_tf.models import construction
 from mmin_tf.models.mmin import MMIN
 from mmin_tf.models.trainer import MMINTrainer
 from mmin_tf.models.utterance_fusion import UtteranceFusion
-from mmin_tf.modalities import EncoderKind, ModalitySpec
+from tests import layer_checks
+from tests.layer_checks import variable_ids
 
-MODALITIES = (
-    ModalitySpec("acoustic", "a", 3, EncoderKind.LSTM),
-    ModalitySpec("visual", "v", 4, EncoderKind.LSTM),
-    ModalitySpec("text", "t", 5, EncoderKind.TEXT_CNN),
-)
+MODALITIES = layer_checks.TINY_MODALITIES
 NUM_CLASSES = 4
 NORMALIZATION = {"acoustic": {"mean": [0.5, -1.0, 2.0], "std": [1.5, 0.5, 2.0]}}
-
-
-def _config(kind=ModelKind.MMIN, **overrides):
-    settings = dict(
-        embedding_size=8,
-        text_cnn_channels=4,
-        text_cnn_kernel_sizes=(2, 3),
-        classifier_hidden_sizes=(8,),
-        autoencoder_hidden_sizes=(8, 4),
-        num_blocks=2,
-        use_cudnn="false",
-    )
-    settings.update(overrides)
-    return ModelConfig(kind=kind, **settings)
+_config = layer_checks.tiny_model_config
 
 
 @pytest.fixture(autouse=True)
@@ -48,15 +32,7 @@ def _seed():
 
 def _trainer(kind=ModelKind.MMIN, **overrides):
     config = _config(kind, **overrides)
-    teacher = construction.build_utterance_fusion(MODALITIES, NUM_CLASSES, config, NORMALIZATION)
-    trainer = construction.build_mmin_trainer(
-        teacher, NUM_CLASSES, config, LossConfig(), clip_norm=1.0, finetune_encoders=True
-    )
-    return teacher, trainer
-
-
-def _ids(variables):
-    return {id(variable) for variable in variables}
+    return layer_checks.build_teacher_and_trainer(MODALITIES, NUM_CLASSES, config, NORMALIZATION)
 
 
 def test_build_encoder_follows_modality_kind_and_config():
@@ -162,7 +138,7 @@ def test_backward_is_a_distinct_network_by_default(kind, imagination_class):
 
     assert isinstance(backward, imagination_class) and backward is not forward
     assert backward.built and backward.count_params() == forward.count_params()
-    assert not _ids(backward.variables) & _ids(forward.variables)
+    assert not variable_ids(backward.variables) & variable_ids(forward.variables)
     assert backward.get_config()["name"] == "backward_imagination"
 
 
@@ -176,7 +152,7 @@ def test_student_encoders_start_from_teacher_weights_in_new_variables():
     assert len(student_weights) == len(teacher_weights) > 0
     for student_array, teacher_array in zip(student_weights, teacher_weights):
         np.testing.assert_array_equal(student_array, teacher_array)
-    assert not _ids(student.variables) & _ids(teacher.embedder.variables)
+    assert not variable_ids(student.variables) & variable_ids(teacher.embedder.variables)
 
     for variable in student.trainable_variables:
         variable.assign(variable + 1.0)
