@@ -50,6 +50,7 @@ _SEED = flags.DEFINE_integer("seed", 0, "Data and initialisation seed.")
 _EPOCHS = flags.DEFINE_integer("epochs", 4, "Epochs per model (the first is warm-up).")
 _TRAIN_UTTERANCES = flags.DEFINE_integer("train_utterances", 600, "Training utterances (fold 1).")
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Batch size.")
+_JIT = flags.DEFINE_bool("jit_compile", False, "Compile the baseline and MMIN steps with XLA (the reference never).")
 
 LENGTHS = {"acoustic": 150, "visual": 50, "text": 22}
 
@@ -208,7 +209,7 @@ def run_setting(name, spread, args, peak):
         # Baseline (also the teacher).
         teacher = construction.build_utterance_fusion(modalities, info.num_classes, model_config)
         baseline = ClassifierTrainer(teacher, clip_norm=0.5)
-        baseline.compile(optimizer=keras.optimizers.Adam(2e-4))
+        baseline.compile(optimizer=keras.optimizers.Adam(2e-4), jit_compile=args["jit_compile"])
         full = pipeline.training_conditions(pipeline.ConditionMode.FULL, modalities)
         full_data = pipeline.make_training_dataset(train, modalities, full, batching,
                                                    sample_one_condition=False, seed=args["seed"])
@@ -227,7 +228,7 @@ def run_setting(name, spread, args, peak):
             train, modalities, missing, batching, sample_one_condition=True, seed=args["seed"])
 
         ours = construction.build_mmin_trainer(teacher, info.num_classes, model_config, configs.LossConfig(), 1.0, True)
-        ours.compile(optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+        ours.compile(optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), jit_compile=args["jit_compile"])
         reference_parts = construction.build_mmin_trainer(teacher, info.num_classes, model_config, configs.LossConfig(), 1.0, True)
         reference = ReferenceMMINTrainer(reference_parts.model, reference_parts.teacher,
                                          reference_parts.backward, reference_parts.loss_config)
@@ -279,8 +280,10 @@ def main(argv):
         "train_utterances": 256 if quick else _TRAIN_UTTERANCES.value,
         "batch_size": _BATCH.value,
         "seed": _SEED.value,
+        "jit_compile": _JIT.value,
     }
-    print(f"machine cpus={os.cpu_count()} load_average={os.getloadavg()[0]:.2f} tensorflow={tf.__version__}")
+    print(f"machine cpus={os.cpu_count()} load_average={os.getloadavg()[0]:.2f} tensorflow={tf.__version__} "
+          f"jit_compile={_JIT.value}")
     peak = matmul_peak_flops()
     print(f"matmul_peak_gflops_per_second={peak / 1e9:.1f}")
     settings = [("fixed", 0.0)] if quick else [("iemocap", 0.35), ("fixed", 0.0)]

@@ -153,6 +153,43 @@ def teacher_embeddings(embedder, examples, modalities, batching):
     return ids, np.concatenate(values).astype(np.float32)
 
 
+def _compiled_trainer(config: TrainConfig, info, teacher, normalization) -> keras.Model:
+    """The trainer of the configured model (MMIN when a teacher is given), compiled."""
+    if teacher is None:
+        served = construction.build_utterance_fusion(
+            info.modalities, info.num_classes, config.model, normalization
+        )
+        trainer = ClassifierTrainer(served, clip_norm=config.optimization.clip_norm)
+    else:
+        trainer = construction.build_mmin_trainer(
+            teacher, info.num_classes, config.model, config.losses,
+            config.optimization.clip_norm, config.finetune_encoders,
+        )
+    optimization = config.optimization
+    if optimization.weight_decay == 0:
+        optimizer = keras.optimizers.Adam(optimization.learning_rate, beta_1=optimization.beta_1, beta_2=0.999)
+    else:
+        optimizer = keras.optimizers.AdamW(
+            optimization.learning_rate, weight_decay=optimization.weight_decay, beta_1=optimization.beta_1
+        )
+    trainer.compile(optimizer=optimizer, jit_compile="auto" if config.jit_compile is None else config.jit_compile)
+    return trainer
+
+
+def _training_dataset(config: TrainConfig, examples, modalities, conditions, batching, teacher):
+    """Training batches; for MMIN they carry the frozen teacher's embeddings, computed once."""
+    extra_keys = ()
+    if teacher is not None:
+        ids, embeddings = teacher_embeddings(teacher.embedder, examples, modalities, batching)
+        examples = pipeline.attach_per_utterance(examples, pipeline.TEACHER_EMBEDDING, ids, embeddings).cache()
+        extra_keys = (pipeline.TEACHER_EMBEDDING,)
+    return pipeline.make_training_dataset(
+        examples, modalities, conditions, batching,
+        sample_one_condition=config.resolved_condition_mode is pipeline.ConditionMode.RANDOM,
+        seed=config.seed, extra_keys=extra_keys,
+    )
+
+
 def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
     """Trains (or resumes, or skips when complete) one run; returns its test metrics.
 
@@ -196,40 +233,15 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
     atomic_write_json(os.path.join(config.output_dir, NORMALIZATION), normalization)
     atomic_write_json(os.path.join(config.output_dir, LABELS), list(info.label_names))
 
-    if teacher is None:
-        served = construction.build_utterance_fusion(modalities, info.num_classes, config.model, normalization)
-        trainer = ClassifierTrainer(served, clip_norm=config.optimization.clip_norm)
-    else:
-        trainer = construction.build_mmin_trainer(
-            teacher, info.num_classes, config.model, config.losses,
-            config.optimization.clip_norm, config.finetune_encoders,
-        )
-        served = trainer.model
+    trainer = _compiled_trainer(config, info, teacher, normalization)
+    served = trainer.model
     optimization = config.optimization
-    trainer.compile(
-        optimizer=keras.optimizers.Adam(optimization.learning_rate, beta_1=optimization.beta_1, beta_2=0.999)
-        if optimization.weight_decay == 0
-        else keras.optimizers.AdamW(optimization.learning_rate, weight_decay=optimization.weight_decay, beta_1=optimization.beta_1),
-        jit_compile="auto" if config.jit_compile is None else config.jit_compile,
-    )
     matched = (
         modalities_lib.parse_condition(config.matched_condition, modalities) if config.matched_condition else None
     )
-    mode = config.resolved_condition_mode
-    conditions = pipeline.training_conditions(mode, modalities, matched)
+    conditions = pipeline.training_conditions(config.resolved_condition_mode, modalities, matched)
     batching = batching_for(info, config)
-    train_examples, extra_keys = splits["train"], ()
-    if teacher is not None:
-        ids, embeddings = teacher_embeddings(teacher.embedder, splits["train"], modalities, batching)
-        train_examples = pipeline.attach_per_utterance(
-            train_examples, pipeline.TEACHER_EMBEDDING, ids, embeddings
-        ).cache()
-        extra_keys = (pipeline.TEACHER_EMBEDDING,)
-    train_dataset = pipeline.make_training_dataset(
-        train_examples, modalities, conditions, batching,
-        sample_one_condition=mode is pipeline.ConditionMode.RANDOM, seed=config.seed,
-        extra_keys=extra_keys,
-    )
+    train_dataset = _training_dataset(config, splits["train"], modalities, conditions, batching, teacher)
     evaluation_conditions = modalities_lib.evaluation_conditions(modalities)
     if matched is not None and matched not in evaluation_conditions:
         evaluation_conditions += (matched,)

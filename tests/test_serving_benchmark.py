@@ -1,42 +1,13 @@
 """benchmarks/serving_latency.py on a tiny MMIN: every measurement present and well formed."""
 
-import contextlib
-import functools
-import importlib.util
-import pathlib
-import sys
-from unittest import mock
-
 import pytest
-from absl import flags
 
 from mmin_tf import configs
 from mmin_tf import modalities as modalities_lib
 from tests import tiny_runs
+from tests.benchmark_loader import load_benchmark
 
-
-
-def _load_benchmark():
-    """Imports benchmarks/serving_latency.py with its flags in a private FlagValues.
-
-    Its `--seed` and `--batch_size` would otherwise clash with `mmin_tf.train`'s, which other
-    tests import into the same process.
-    """
-    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "serving_latency.py"
-    spec = importlib.util.spec_from_file_location("benchmarks_serving_latency", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    private = flags.FlagValues()
-    with contextlib.ExitStack() as stack:
-        for name in dir(flags):
-            if name.startswith("DEFINE"):
-                define = functools.partial(getattr(flags, name), flag_values=private)
-                stack.enter_context(mock.patch.object(flags, name, define))
-        spec.loader.exec_module(module)
-    return module
-
-
-serving_latency = _load_benchmark()
+serving_latency = load_benchmark("serving_latency")
 
 MODALITIES = tiny_runs.MODALITIES
 TINY_MODEL = configs.ModelConfig(

@@ -146,3 +146,15 @@ def test_classifier_trainer_hides_missing_modalities():
     trainer.reset_metrics()
     out_altered = trainer.train_on_batch(altered, labels, return_dict=True)["loss"]
     assert out == pytest.approx(out_altered, rel=1e-6)
+
+
+def test_mmin_step_under_mixed_bfloat16():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        trainer = _mmin_trainer()
+        assert trainer.model.embedder.encoders["acoustic"].compute_dtype == "bfloat16"
+        logs = trainer.train_on_batch(*_batch(), return_dict=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for name in ("loss", "ce_loss", "forward_loss", "backward_loss"):
+        assert np.isfinite(logs[name]), name
