@@ -263,3 +263,15 @@ def test_fresh_start_forgets_a_stale_best_epoch(data_dir, tmp_path):
     best = json.loads((output_dir / "best.json").read_text())
     assert best["value"] <= 1.0 and best["epoch"] in (1, 2)
     assert metrics["best_epoch"] == best["epoch"]
+
+
+def test_profile_batch_writes_a_profiler_trace(data_dir, tmp_path):
+    output_dir = tmp_path / "profiled"
+    run_training(tiny_runs.tiny_config(data_dir, output_dir, profile_batch=(1, 2)))
+    traces = [
+        os.path.join(root, name)
+        for root, _, files in os.walk(output_dir / "logs")
+        for name in files
+        if name.endswith(".xplane.pb")
+    ]
+    assert traces and all("plugins/profile" in path for path in traces)
