@@ -249,7 +249,7 @@ def main(argv):
     batches = QUICK_BATCHES if _QUICK.value else _BATCHES.value
     modalities = modalities_lib.DEFAULT_MODALITIES
     mean_lengths = synthetic.DEFAULT_MEAN_LENGTHS
-    print(f"serving setup weights=random_untrained (same graph as a trained export) dims="
+    print("serving setup weights=random_untrained (same graph as a trained export) dims="
           + "/".join(str(spec.feature_dim) for spec in modalities)
           + " mean_lengths=" + "/".join(str(mean_lengths[spec.name]) for spec in modalities)
           + f" requests={requests} batches={batches} batch_size={_BATCH_SIZE.value} "

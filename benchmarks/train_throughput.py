@@ -37,7 +37,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mmin_tf import cli, configs  # noqa: E402
 from mmin_tf import modalities as modalities_lib  # noqa: E402
-from mmin_tf.data import format as format_lib  # noqa: E402
 from mmin_tf.data import pipeline, synthetic  # noqa: E402
 from mmin_tf.data.writer import DatasetWriter  # noqa: E402
 from mmin_tf.models import construction  # noqa: E402

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import random
-from typing import Sequence
+import sys
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from absl import app
+
 from mmin_tf import modalities as modalities_lib
+
+# Errors that mean "bad input or settings" (DataError and RunError are ValueErrors): reported as
+# one line on stderr with exit status 1, without a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
+
+
+def run_main(main: Callable, program: str, errors: tuple = USER_ERRORS) -> None:
+    """Runs an absl `main`; `errors` become `program: error: message` on stderr and exit 1."""
+    try:
+        app.run(main)
+    except errors as error:
+        print(f"{program}: error: {error}", file=sys.stderr)
+        sys.exit(1)
 
 
 def parse_modalities(entries: Sequence[str]) -> tuple[modalities_lib.ModalitySpec, ...]:

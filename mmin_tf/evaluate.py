@@ -10,13 +10,12 @@ equals training's metrics.json.
 """
 
 import json
-import sys
 
 from absl import app, flags
 
-from mmin_tf.data import format as format_lib
+from mmin_tf import cli
+
 from mmin_tf.evaluation import evaluate_run
-from mmin_tf.training import RunError
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "A training run directory.", required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset to evaluate on (default: the run's).")
@@ -31,11 +30,7 @@ def main(argv):
 
 
 def run():
-    try:
-        app.run(main)
-    except (RunError, format_lib.DataError, FileNotFoundError, ValueError) as error:
-        print(f"mmin_tf.evaluate: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    cli.run_main(main, "mmin_tf.evaluate")
 
 
 if __name__ == "__main__":

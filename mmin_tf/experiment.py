@@ -16,10 +16,10 @@ See docs/experiments.md.
 """
 
 import os
-import sys
 
 from absl import app, flags, logging
 
+from mmin_tf import cli
 from mmin_tf import experiment_plan, figures, results, train
 from mmin_tf.data import format as format_lib
 from mmin_tf.training import RunError
@@ -105,11 +105,7 @@ def main(argv):
 
 
 def run():
-    try:
-        app.run(main)
-    except (RunError, format_lib.DataError, FileNotFoundError, ValueError) as error:
-        print(f"mmin_tf.experiment: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    cli.run_main(main, "mmin_tf.experiment")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,10 @@ error naming the utterance and the file, and leaves nothing behind.
 """
 
 import enum
-import sys
 
 from absl import app, flags, logging
 
 from mmin_tf import cli
-from mmin_tf.data import format as format_lib
 from mmin_tf.data import manifest, mmin_features, synthetic
 from mmin_tf.data.writer import DatasetWriter
 
@@ -104,11 +102,7 @@ def _parse_feature_files(entries):
 
 
 def run():
-    try:
-        app.run(main)
-    except (format_lib.DataError, FileNotFoundError, FileExistsError, ValueError) as error:
-        print(f"mmin_tf.prepare: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    cli.run_main(main, "mmin_tf.prepare")
 
 
 if __name__ == "__main__":

@@ -11,14 +11,13 @@ continues from the last finished epoch; re-running a finished one does nothing.
 
 import json
 import os
-import sys
 
 from absl import app, flags, logging
 
+from mmin_tf import cli
 from mmin_tf import configs
-from mmin_tf.data import format as format_lib
 from mmin_tf.data.pipeline import ConditionMode
-from mmin_tf.training import RunError, run_training
+from mmin_tf.training import run_training
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory (python -m mmin_tf.prepare).")
 _FOLD = flags.DEFINE_string("fold", "1", "Fold name (1..10 on IEMOCAP, 1..12 on MSP-IMPROV).")
@@ -147,11 +146,7 @@ def main(argv):
 
 
 def run():
-    try:
-        app.run(main)
-    except (RunError, format_lib.DataError, FileNotFoundError, ValueError) as error:
-        print(f"mmin_tf.train: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    cli.run_main(main, "mmin_tf.train")
 
 
 if __name__ == "__main__":

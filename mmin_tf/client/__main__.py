@@ -7,7 +7,6 @@ Each modality flag is a `.npy` array `(time, dim)`; leave a modality out to send
 """
 
 import json
-import sys
 
 import numpy as np
 from absl import app, flags
@@ -38,11 +37,7 @@ def main(argv):
 
 
 def run():
-    try:
-        app.run(main)
-    except (ValueError, client.PredictError, OSError) as error:
-        print(f"mmin_tf.client: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    cli.run_main(main, "mmin_tf.client", cli.USER_ERRORS + (client.PredictError, OSError))
 
 
 if __name__ == "__main__":

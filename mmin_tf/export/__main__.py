@@ -6,12 +6,12 @@ writes saved_models/mmin/<N+1>/ (saved_model.pb, variables/, assets.extra/ warm-
 the version directory appears only when complete.
 """
 
-import sys
 
 from absl import app, flags
 
+from mmin_tf import cli
+
 from mmin_tf.export.saved_model import export_run
-from mmin_tf.training import RunError
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "A finished training run directory.", required=True)
 _EXPORT_DIR = flags.DEFINE_string("export_dir", "saved_models/mmin", "Model base path (TF Serving's --model_base_path).")
@@ -25,11 +25,7 @@ def main(argv):
 
 
 def run():
-    try:
-        app.run(main)
-    except (RunError, FileNotFoundError) as error:
-        print(f"mmin_tf.export: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    cli.run_main(main, "mmin_tf.export")
 
 
 if __name__ == "__main__":
