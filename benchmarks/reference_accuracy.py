@@ -1,0 +1,99 @@
+"""Test accuracy of MMIN trained with our step vs the original's computation, over several seeds.
+
+    python benchmarks/reference_accuracy.py --flagfile=pipelines/demo.flags \
+        --data_dir=data/synthetic --output_dir=runs/reference_accuracy --seeds=0,1,2
+
+For each seed: the baseline teacher is trained once, then MMIN twice from it -- with
+`MMINTrainer` (encoders only where a modality is present, teacher embeddings cached) and with
+`ReferenceMMINTrainer` (every encoder on every row, the teacher every step). Both optimise the
+same losses (tests/models/test_reference.py); they differ in dropout masks and float rounding.
+Prints each run's test UA (pooled over the six missing conditions, and full) and the means, and
+the median training seconds per epoch of each step.
+"""
+
+import dataclasses
+import json
+import os
+import statistics
+import sys
+from unittest import mock
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mmin_tf import configs, train, training  # noqa: E402
+from mmin_tf.models import construction  # noqa: E402
+from mmin_tf.models.reference import ReferenceMMINTrainer  # noqa: E402
+
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; each trains a teacher and two MMINs.")
+
+
+_build_mmin_trainer = construction.build_mmin_trainer
+
+
+def _reference_trainer(*args, **kwargs):
+    parts = _build_mmin_trainer(*args, **kwargs)
+    return ReferenceMMINTrainer(
+        parts.model, parts.teacher, parts.backward, parts.loss_config,
+        clip_norm=parts.clip_norm, finetune_encoders=parts.finetune_encoders,
+    )
+
+
+def _epoch_seconds(run_dir):
+    """Median `epoch_seconds` of a run, read back from its TensorBoard logs."""
+    import tensorflow as tf
+    from tensorboard.backend.event_processing import event_accumulator
+
+    values = []
+    for root, _, files in os.walk(os.path.join(run_dir, "logs", "train")):
+        for name in files:
+            if "tfevents" in name:
+                events = event_accumulator.EventAccumulator(os.path.join(root, name), size_guidance={"tensors": 0})
+                events.Reload()
+                if "epoch_epoch_seconds" in events.Tags()["tensors"]:
+                    values += [float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("epoch_epoch_seconds")]
+    return statistics.median(values[1:] or values) if values else float("nan")
+
+
+def main(argv):
+    del argv
+    base = train.config_from_flags()
+    results = {"ours": [], "reference": []}
+    for seed in (int(value) for value in _SEEDS.value):
+        teacher_config = dataclasses.replace(
+            base, output_dir=os.path.join(base.output_dir, f"seed{seed}", "teacher"), seed=seed,
+            model=dataclasses.replace(base.model, kind=configs.ModelKind.BASELINE,
+                                      classifier_dropout=base.teacher_classifier_dropout),
+            optimization=base.teacher_optimization, condition_mode=None, pretrained_dir=None,
+        )
+        training.run_training(teacher_config)
+        for name in ("ours", "reference"):
+            config = dataclasses.replace(
+                base, seed=seed, output_dir=os.path.join(base.output_dir, f"seed{seed}", name),
+                pretrained_dir=teacher_config.output_dir,
+            )
+            if name == "reference":
+                with mock.patch.object(training.construction, "build_mmin_trainer", _reference_trainer):
+                    metrics = training.run_training(config)
+            else:
+                metrics = training.run_training(config)
+            row = {
+                "seed": seed,
+                "missing_pooled_ua": metrics["missing_pooled"]["ua"],
+                "full_ua": metrics["conditions"][list(metrics["conditions"])[-1]]["ua"],
+                "epoch_seconds": _epoch_seconds(config.output_dir),
+            }
+            results[name].append(row)
+            print(f"reference_accuracy step={name} " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    for name, rows in results.items():
+        print(f"reference_accuracy_mean step={name} seeds={len(rows)} "
+              f"missing_pooled_ua={statistics.mean(r['missing_pooled_ua'] for r in rows):.4f} "
+              f"full_ua={statistics.mean(r['full_ua'] for r in rows):.4f} "
+              f"epoch_seconds={statistics.median(r['epoch_seconds'] for r in rows):.2f}")
+    with open(os.path.join(base.output_dir, "reference_accuracy.json"), "w") as f:
+        json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
