@@ -12,24 +12,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from mmin_tf import evaluation
+from mmin_tf import atomic_files, evaluation
 from mmin_tf import metrics as metrics_lib
 from mmin_tf import modalities as modalities_lib
-
-
-def atomic_write_json(path: str, payload) -> None:
-    """Writes JSON to `path` via a temporary file and a rename: readers never see half a file."""
-    temporary = f"{path}.incomplete"
-    with open(temporary, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(temporary, path)
-
-
-def atomic_save_model(model: keras.Model, path: str) -> None:
-    """Saves a `.keras` file via a temporary file and a rename."""
-    temporary = f"{path}.incomplete.keras"
-    model.save(temporary)
-    os.replace(temporary, path)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -106,9 +91,10 @@ class ConditionValidation(keras.callbacks.Callback):
         value = metrics_lib.classification_metrics(labels, predicted, self.num_classes)[self.selection_metric]
         logs["val_selection"] = value
         if value > self.best["value"]:
-            atomic_save_model(self.served_model, self.best_path)
+            with atomic_files.replacing(self.best_path, suffix=".keras") as temporary:
+                self.served_model.save(temporary)
             self.best = {"epoch": epoch + 1, "value": float(value), "metric": self.selection_metric}
-            atomic_write_json(self.state_path, self.best)
+            atomic_files.write_json(self.state_path, self.best)
         logging.info(
             "epoch %d: validation %s over %s = %.4f (best %.4f at epoch %d)",
             epoch + 1, self.selection_metric, "/".join(self.selection_conditions),

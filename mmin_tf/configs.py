@@ -273,6 +273,25 @@ class TrainConfig:
     def to_json(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self), default=_encode))
 
+    @classmethod
+    def from_json(cls, config: dict) -> "TrainConfig":
+        """The inverse of `to_json` (a run's config.json), validated again."""
+        model = dict(config["model"], kind=ModelKind(config["model"]["kind"]))
+        for key in ("text_cnn_kernel_sizes", "classifier_hidden_sizes", "autoencoder_hidden_sizes"):
+            model[key] = tuple(model[key])
+        mode = config["condition_mode"]
+        return cls(**{
+            **config,
+            "data": DataConfig(**dict(config["data"], normalize=tuple(config["data"]["normalize"]))),
+            "model": ModelConfig(**model),
+            "optimization": OptimizationConfig(**config["optimization"]),
+            "teacher_optimization": OptimizationConfig(**config["teacher_optimization"]),
+            "losses": LossConfig(**dict(config["losses"], reduction=ImaginationReduction(config["losses"]["reduction"]))),
+            "condition_mode": None if mode is None else ConditionMode(mode),
+            "selection_metric": SelectionMetric(config["selection_metric"]),
+            "profile_batch": None if config["profile_batch"] is None else tuple(config["profile_batch"]),
+        })
+
 
 _CLASSIFIER_CONDITIONS = {
     ModelKind.BASELINE: ConditionMode.FULL,

@@ -84,26 +84,6 @@ def confusion_matrices(predictions, label_names: Sequence[str]) -> dict:
     }
 
 
-def train_config_from_json(config: dict) -> configs.TrainConfig:
-    """The `TrainConfig` of a run's config.json (`TrainConfig.to_json` inverted, validated again)."""
-    model = dict(config["model"], kind=configs.ModelKind(config["model"]["kind"]))
-    for key in ("text_cnn_kernel_sizes", "classifier_hidden_sizes", "autoencoder_hidden_sizes"):
-        model[key] = tuple(model[key])
-    mode = config["condition_mode"]
-    return configs.TrainConfig(**{
-        **config,
-        "data": configs.DataConfig(**dict(config["data"], normalize=tuple(config["data"]["normalize"]))),
-        "model": configs.ModelConfig(**model),
-        "optimization": configs.OptimizationConfig(**config["optimization"]),
-        "teacher_optimization": configs.OptimizationConfig(**config["teacher_optimization"]),
-        "losses": configs.LossConfig(**dict(
-            config["losses"], reduction=configs.ImaginationReduction(config["losses"]["reduction"]))),
-        "condition_mode": None if mode is None else pipeline.ConditionMode(mode),
-        "selection_metric": configs.SelectionMetric(config["selection_metric"]),
-        "profile_batch": None if config["profile_batch"] is None else tuple(config["profile_batch"]),
-    })
-
-
 def evaluate_run(run_dir: str, data_dir: Optional[str] = None, output_dir: Optional[str] = None) -> dict:
     """Re-evaluates a run's `best.keras` on its fold's test split under every test condition.
 
@@ -126,9 +106,9 @@ def evaluate_run(run_dir: str, data_dir: Optional[str] = None, output_dir: Optio
         RunError: not a (finished) run, or data that do not fit the model.
     """
     from mmin_tf import training  # training.py and callbacks.py import this module
-    from mmin_tf.callbacks import atomic_write_json
+    from mmin_tf.atomic_files import write_json
 
-    config = train_config_from_json(training.load_run_config(run_dir))
+    config = configs.TrainConfig.from_json(training.load_run_config(run_dir))
     own_data_dir = config.data.data_dir
     data_dir = data_dir or own_data_dir
     if output_dir is None:
@@ -178,8 +158,8 @@ def evaluate_run(run_dir: str, data_dir: Optional[str] = None, output_dir: Optio
     result = {"model": config.model.kind.value, "fold": config.data.fold, "seed": config.seed,
               "best_epoch": best_epoch, **report}
     os.makedirs(output_dir, exist_ok=True)
-    atomic_write_json(
+    write_json(
         os.path.join(output_dir, "confusion_matrices.json"), confusion_matrices(predictions, info.label_names)
     )
-    atomic_write_json(os.path.join(output_dir, training.METRICS), result)
+    write_json(os.path.join(output_dir, training.METRICS), result)
     return result

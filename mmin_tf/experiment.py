@@ -20,7 +20,7 @@ import os
 from absl import app, flags, logging
 
 from mmin_tf import cli
-from mmin_tf import experiment_plan, figures, results, train
+from mmin_tf import atomic_files, experiment_plan, figures, results, train
 from mmin_tf.data import format as format_lib
 from mmin_tf.training import RunError
 
@@ -63,10 +63,7 @@ def write_experiment_flags(output_dir: str) -> str:
             )
         return path
     os.makedirs(output_dir, exist_ok=True)
-    temporary = f"{path}.{os.getpid()}.incomplete"  # shards may start at the same time
-    with open(temporary, "w") as f:
-        f.write(text)
-    os.replace(temporary, path)
+    atomic_files.write_text(path, text)  # shards may start at the same time: pid-named temp files
     return path
 
 

@@ -26,6 +26,8 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from mmin_tf import atomic_files
+
 CONFUSION_MATRICES = "confusion_matrices.json"
 FIGURES_DIR = "figures"
 PROJECTOR_DIR = "projector"
@@ -56,13 +58,8 @@ def _save_png(figure, path: str) -> str:
     """Writes `figure` to `path` as PNG via a temporary file and a rename."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    temporary = f"{path}.incomplete"
-    try:
+    with atomic_files.replacing(path) as temporary:
         figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return path
 
 
@@ -529,8 +526,8 @@ def export_projector(embeddings: Mapping, log_dir: str) -> str:
         "\t".join(_tsv_field(row[key]) for key in ("kind", "modality", "label", "utterance_id"))
         for row in rows
     ]
-    _write_text(os.path.join(log_dir, METADATA), "\n".join(lines) + "\n")
-    _write_text(
+    atomic_files.write_text(os.path.join(log_dir, METADATA), "\n".join(lines) + "\n")
+    atomic_files.write_text(
         os.path.join(log_dir, EMBEDDINGS_TSV),
         "\n".join("\t".join(f"{value:.7g}" for value in vector) for vector in stacked) + "\n",
     )
@@ -543,13 +540,6 @@ def export_projector(embeddings: Mapping, log_dir: str) -> str:
     embedding.metadata_path = METADATA  # relative to log_dir, so the directory can be moved
     projector.visualize_embeddings(log_dir, config)
     return log_dir
-
-
-def _write_text(path: str, text: str) -> None:
-    temporary = f"{path}.incomplete"
-    with open(temporary, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(temporary, path)
 
 
 def _file_name(key: str) -> str:

@@ -31,7 +31,7 @@ from typing import Optional, Sequence
 
 from absl import logging
 
-from mmin_tf import statistics
+from mmin_tf import atomic_files, statistics
 from mmin_tf.configs import ModelKind
 from mmin_tf.experiment_plan import MATCHED_PREFIX, Run
 from mmin_tf.training import METRICS, RunError
@@ -305,8 +305,6 @@ def write_results(results: dict, output_dir: str) -> list[str]:
     paths = []
     for name, text in zip(RESULTS_FILES, contents):
         path = os.path.join(output_dir, name)
-        with open(f"{path}.incomplete", "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(f"{path}.incomplete", path)
+        atomic_files.write_text(path, text)
         paths.append(path)
     return paths

@@ -15,7 +15,7 @@ import os
 from absl import app, flags, logging
 
 from mmin_tf import cli
-from mmin_tf import configs
+from mmin_tf import atomic_files, configs
 from mmin_tf.data.pipeline import ConditionMode
 from mmin_tf.training import run_training
 
@@ -138,9 +138,7 @@ def main(argv):
     if not os.path.isdir(config.data.data_dir):
         raise FileNotFoundError(f"--data_dir {config.data.data_dir!r} does not exist")
     os.makedirs(config.output_dir, exist_ok=True)
-    with open(os.path.join(config.output_dir, "flags.txt.incomplete"), "w") as f:
-        f.write(flags.FLAGS.flags_into_string())
-    os.replace(os.path.join(config.output_dir, "flags.txt.incomplete"), os.path.join(config.output_dir, "flags.txt"))
+    atomic_files.write_text(os.path.join(config.output_dir, "flags.txt"), flags.FLAGS.flags_into_string())
     result = run_training(config)
     logging.info("Test metrics: %s", json.dumps(result))
 

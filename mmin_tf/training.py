@@ -30,7 +30,8 @@ from absl import logging
 
 from mmin_tf import cli
 from mmin_tf import modalities as modalities_lib
-from mmin_tf.callbacks import ConditionValidation, EpochTimer, atomic_write_json
+from mmin_tf.atomic_files import write_json
+from mmin_tf.callbacks import ConditionValidation, EpochTimer
 from mmin_tf.configs import ModelKind, TrainConfig
 from mmin_tf.data import format as format_lib
 from mmin_tf.data import pipeline
@@ -93,7 +94,7 @@ def _check_config(output_dir: str, config: TrainConfig) -> None:
                 "use another --output_dir to start a new run"
             )
     else:
-        atomic_write_json(path, current)
+        write_json(path, current)
 
 
 def _teacher_config(config: TrainConfig) -> TrainConfig:
@@ -230,8 +231,8 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
         normalization = pipeline.compute_normalization_statistics(
             splits["train"], modalities, config.data.normalize
         ).to_json()
-    atomic_write_json(os.path.join(config.output_dir, NORMALIZATION), normalization)
-    atomic_write_json(os.path.join(config.output_dir, LABELS), list(info.label_names))
+    write_json(os.path.join(config.output_dir, NORMALIZATION), normalization)
+    write_json(os.path.join(config.output_dir, LABELS), list(info.label_names))
 
     trainer = _compiled_trainer(config, info, teacher, normalization)
     served = trainer.model
@@ -288,11 +289,11 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
         best_epoch = json.load(f)["epoch"]
     result = {"model": config.model.kind.value, "fold": config.data.fold, "seed": config.seed,
               "best_epoch": best_epoch, **report}
-    atomic_write_json(
+    write_json(
         os.path.join(config.output_dir, "confusion_matrices.json"),
         confusion_matrices(predictions, info.label_names),
     )
-    atomic_write_json(metrics_path, result)
+    write_json(metrics_path, result)
     shutil.rmtree(os.path.join(config.output_dir, "backup"), ignore_errors=True)
     logging.info("Test metrics of %s: %s", config.output_dir, json.dumps(report["conditions"]))
     return result

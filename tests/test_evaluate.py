@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from mmin_tf import configs
-from mmin_tf.evaluation import evaluate_run, train_config_from_json
+from mmin_tf.evaluation import evaluate_run
 from mmin_tf.training import RunError, run_training
 from tests import tiny_runs
 
@@ -109,4 +109,4 @@ def test_config_json_round_trip(tmp_path):
         "data", tmp_path, kind=configs.ModelKind.MMIN, condition_mode=configs.ConditionMode.ALL,
         pretrained_dir="teacher", profile_batch=(2, 3),
     )
-    assert train_config_from_json(config.to_json()) == config
+    assert configs.TrainConfig.from_json(config.to_json()) == config

@@ -23,7 +23,8 @@ def assert_png(path, min_width=200, min_height=150):
     assert image.ndim == 3 and image.shape[2] in (3, 4)
     assert image.shape[0] >= min_height and image.shape[1] >= min_width
     assert image[..., :3].std() > 0.01  # something is drawn
-    assert not os.path.exists(f"{path}.incomplete")
+    directory = os.path.dirname(path)
+    assert not [name for name in os.listdir(directory) if "incomplete" in name]
 
 
 def fake_columns(offset):
