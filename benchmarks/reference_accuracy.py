@@ -3,30 +3,43 @@
     python benchmarks/reference_accuracy.py --flagfile=pipelines/demo.flags \
         --data_dir=data/synthetic --output_dir=runs/reference_accuracy --seeds=0,1,2
 
-For each seed: the baseline teacher is trained once, then MMIN twice from it -- with
-`MMINTrainer` (encoders only where a modality is present, teacher embeddings cached) and with
-`ReferenceMMINTrainer` (every encoder on every row, the teacher every step). Both optimise the
-same losses (tests/models/test_reference.py); they differ in dropout masks and float rounding.
-Prints each run's test UA (pooled over the six missing conditions, and full) and the means, and
-the median training seconds per epoch of each step.
+For each seed: the baseline teacher is trained once, then MMIN from it once per `--steps` entry
+-- with our training (`ours`: `MMINTrainer`, encoders only where a modality is present, teacher
+embeddings cached, batches grouped by acoustic length), as the original trains (`reference`:
+`ReferenceMMINTrainer`, every encoder on every row, the teacher every step, on batches drawn at
+random and padded to their longest utterance), and optionally our step on the original's
+batches (`ours_unbucketed`). The steps optimise the same losses (tests/models/test_reference.py);
+the runs differ in batch composition, dropout draws and float rounding.
+Prints each run's test UA (pooled over the six missing conditions, and full), the means, the
+median training seconds per epoch, and each step's mean difference to the reference with a
+paired t-test over the seeds; writes reference_accuracy.json. Complete runs in `--output_dir`
+are reused (so a later call with another `--steps` only trains what is new).
 """
 
 import dataclasses
-import json
 import os
 import statistics
 import sys
 from unittest import mock
 
+import scipy.stats
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mmin_tf import configs, train, training  # noqa: E402
+from mmin_tf import atomic_files, configs, train, training  # noqa: E402
 from mmin_tf.models import construction  # noqa: E402
 from mmin_tf.models.reference import ReferenceMMINTrainer  # noqa: E402
 
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; each trains a teacher and two MMINs.")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; each trains a teacher and an MMIN per step.")
+_STEPS = flags.DEFINE_multi_enum(
+    "steps", ["ours", "reference"], ["ours", "reference", "ours_unbucketed"],
+    "MMIN trainings per seed: ours (our step, length-bucketed batches), reference (the "
+    "original's computation on random batches padded to their longest utterance), "
+    "ours_unbucketed (our step on the reference's batches: isolates the batching).")
+
+# step -> (the original's computation, length-bucketed batches)
+_STEP_SETTINGS = {"ours": (False, True), "reference": (True, False), "ours_unbucketed": (False, False)}
 
 
 _build_mmin_trainer = construction.build_mmin_trainer
@@ -59,7 +72,7 @@ def _epoch_seconds(run_dir):
 def main(argv):
     del argv
     base = train.config_from_flags()
-    results = {"ours": [], "reference": []}
+    results = {name: [] for name in _STEPS.value}
     for seed in (int(value) for value in _SEEDS.value):
         teacher_config = dataclasses.replace(
             base, output_dir=os.path.join(base.output_dir, f"seed{seed}", "teacher"), seed=seed,
@@ -68,12 +81,15 @@ def main(argv):
             optimization=base.teacher_optimization, condition_mode=None, pretrained_dir=None,
         )
         training.run_training(teacher_config)
-        for name in ("ours", "reference"):
+        for name in results:
+            original_step, bucketed = _STEP_SETTINGS[name]
             config = dataclasses.replace(
                 base, seed=seed, output_dir=os.path.join(base.output_dir, f"seed{seed}", name),
                 pretrained_dir=teacher_config.output_dir,
+                # Unbucketed: the original's batches, random and padded to their longest utterance.
+                data=dataclasses.replace(base.data, bucket_by_length=bucketed),
             )
-            if name == "reference":
+            if original_step:
                 with mock.patch.object(training.construction, "build_mmin_trainer", _reference_trainer):
                     metrics = training.run_training(config)
             else:
@@ -91,8 +107,17 @@ def main(argv):
               f"missing_pooled_ua={statistics.mean(r['missing_pooled_ua'] for r in rows):.4f} "
               f"full_ua={statistics.mean(r['full_ua'] for r in rows):.4f} "
               f"epoch_seconds={statistics.median(r['epoch_seconds'] for r in rows):.2f}")
-    with open(os.path.join(base.output_dir, "reference_accuracy.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    for name in results:
+        if name == "reference" or "reference" not in results or len(results[name]) < 2:
+            continue
+        for metric in ("missing_pooled_ua", "full_ua"):
+            ours = [row[metric] for row in results[name]]
+            reference = [row[metric] for row in results["reference"]]
+            test = scipy.stats.ttest_rel(ours, reference)
+            print(f"reference_accuracy_difference step={name} metric={metric} "
+                  f"mean_minus_reference={statistics.mean(ours) - statistics.mean(reference):+.4f} "
+                  f"paired_t_p={test.pvalue:.3f}")
+    atomic_files.write_json(os.path.join(base.output_dir, "reference_accuracy.json"), results)
 
 
 if __name__ == "__main__":

@@ -4,21 +4,26 @@
 
 For each data setting -- `fixed` (every utterance acoustic 150 x 130, visual 50 x 342, text
 22 x 1024, the shapes the original's release pads to) and `iemocap` (log-normal lengths around
-those) -- it trains, in this process and on the same batches:
+those, sigma 0.35, correlated across an utterance's modalities as its duration drives them all)
+-- it trains, in this process and on the same data:
 
   baseline   UtteranceFusion on full-modality data (the teacher);
   mmin       MMINTrainer: encoders only on rows where a modality is present, the frozen teacher's
              embeddings computed once per utterance;
   reference  ReferenceMMINTrainer: the same losses computed as the original code does (every
              student encoder on every example with zeroed inputs, the teacher on every example's
-             complementary view, every step); tests/models/test_reference.py checks the losses
-             are equal.
+             complementary view, every step), on batches drawn at random and padded to their
+             longest utterance (the original's `collate_fn`); tests/models/test_reference.py
+             checks the losses are equal.
+  mmin_unbucketed (variable lengths only)  MMINTrainer on the reference's batches: separates what
+             length bucketing buys from what skipping the encoders' work buys.
 
 and prints utterances/second per epoch after the first (which traces), the process's peak
 resident memory, the time split of one MMIN step (encoders / imagination + classifier /
 optimizer and the rest), analytic FLOPs per training utterance and the fraction of this machine's
 peak they reach (peak = a large float32 matmul measured in the same run). The last line is
-`speedup_vs_reference=<mmin utterances/s / reference utterances/s>` on the fixed shapes.
+`speedup_vs_reference=<mmin utterances/s / reference utterances/s>`, the smaller of the settings
+run (with `--quick`: the fixed shapes).
 """
 
 import os
@@ -49,16 +54,24 @@ _SEED = flags.DEFINE_integer("seed", 0, "Data and initialisation seed.")
 _EPOCHS = flags.DEFINE_integer("epochs", 4, "Epochs per model (the first is warm-up).")
 _TRAIN_UTTERANCES = flags.DEFINE_integer("train_utterances", 600, "Training utterances (fold 1).")
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Batch size.")
+_LENGTH_SPREAD = flags.DEFINE_float(
+    "length_spread", 0.12, "`iemocap` setting: log-normal sigma of each modality's own length factor.")
+_DURATION_SPREAD = flags.DEFINE_float(
+    "duration_spread", 0.33,
+    "`iemocap` setting: log-normal sigma of the utterance's duration, shared by its modalities "
+    "(with the default 0.12 each length has sigma 0.35, log-lengths correlate 0.88).")
 _JIT = flags.DEFINE_bool("jit_compile", False, "Compile the baseline and MMIN steps with XLA (the reference never).")
 
 LENGTHS = {"acoustic": 150, "visual": 50, "text": 22}
 
 
-def dataset(directory, train_utterances, spread, seed):
+def dataset(directory, train_utterances, spreads, seed):
+    """`spreads`: (per-modality length spread, per-utterance duration spread) of the log-normal lengths."""
     # Fold 1 trains on 8 of the 10 speakers.
     total = int(round(train_utterances * 10 / 8))
     config = synthetic.SyntheticConfig(
-        num_utterances=total, mean_lengths=tuple(LENGTHS.items()), length_spread=spread, seed=seed
+        num_utterances=total, mean_lengths=tuple(LENGTHS.items()), length_spread=spreads[0],
+        duration_spread=spreads[1], seed=seed
     )
     with DatasetWriter(directory, name="bench", modalities=config.modalities,
                        label_names=synthetic.IEMOCAP_LABEL_NAMES) as writer:
@@ -130,8 +143,18 @@ def head_flops(model_config, embedding_dim, num_classes, backward):
     return cascade * (2 if backward else 1) + classifier
 
 
+def epoch_flops_per_utterance(data, modalities, model_config, dense):
+    """Training FLOPs per utterance over one epoch of `data` (padded steps count: they run)."""
+    total, rows = 0.0, 0
+    for batch in data:
+        size = int(batch[1].shape[0])
+        total += step_flops(batch, modalities, model_config, dense) * size
+        rows += size
+    return total / rows
+
+
 def step_flops(batch, modalities, model_config, dense):
-    """Training FLOPs of one MMIN step on `batch` (forward x 3 for trained parts, x 1 for the teacher)."""
+    """Training FLOPs per row of one MMIN step on `batch` (forward x 3 for trained parts, x 1 for the teacher)."""
     inputs, _ = batch
     availability = inputs[pipeline.AVAILABILITY].numpy()
     rows = len(availability)
@@ -188,11 +211,11 @@ def time_split(trainer, batch, repeats):
     return encoder_time, head_time, max(step_time - encoder_time - head_time, 0.0), step_time
 
 
-def run_setting(name, spread, args, peak):
+def run_setting(name, spreads, args, peak):
     epochs = args["epochs"]
     with tempfile.TemporaryDirectory() as directory:
         data_dir = os.path.join(directory, "data")
-        info = dataset(data_dir, args["train_utterances"], spread, args["seed"])
+        info = dataset(data_dir, args["train_utterances"], spreads, args["seed"])
         model_config = configs.ModelConfig(kind=configs.ModelKind.MMIN, classifier_dropout=0.5)
         config = configs.TrainConfig(
             output_dir=directory,
@@ -223,8 +246,13 @@ def run_setting(name, spread, args, peak):
         ours_data = pipeline.make_training_dataset(
             cached, modalities, missing, batching, sample_one_condition=True, seed=args["seed"],
             extra_keys=(pipeline.TEACHER_EMBEDDING,))
+        # The original draws batches at random and pads each to its longest utterance.
+        unbucketed = pipeline.Batching(args["batch_size"])
         reference_data = pipeline.make_training_dataset(
-            train, modalities, missing, batching, sample_one_condition=True, seed=args["seed"])
+            train, modalities, missing, unbucketed, sample_one_condition=True, seed=args["seed"])
+        unbucketed_data = pipeline.make_training_dataset(
+            cached, modalities, missing, unbucketed, sample_one_condition=True, seed=args["seed"],
+            extra_keys=(pipeline.TEACHER_EMBEDDING,))
 
         ours = construction.build_mmin_trainer(teacher, info.num_classes, model_config, configs.LossConfig(), 1.0, True)
         ours.compile(optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), jit_compile=args["jit_compile"])
@@ -232,30 +260,40 @@ def run_setting(name, spread, args, peak):
         reference = ReferenceMMINTrainer(reference_parts.model, reference_parts.teacher,
                                          reference_parts.backward, reference_parts.loss_config)
         reference.compile(optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
-        # Warm-up epochs (tracing), then alternate epochs of the two so that load changes on this
-        # shared machine hit both alike.
-        _one_epoch(ours, ours_data)
-        _one_epoch(reference, reference_data)
-        ours_rates, reference_rates = [], []
+        runs = {"mmin": (ours, ours_data), "reference": (reference, reference_data)}
+        if any(spreads):  # with equal lengths, bucketing changes nothing
+            unbucketed_ours = construction.build_mmin_trainer(
+                teacher, info.num_classes, model_config, configs.LossConfig(), 1.0, True)
+            unbucketed_ours.compile(optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), jit_compile=args["jit_compile"])
+            runs["mmin_unbucketed"] = (unbucketed_ours, unbucketed_data)
+        # Warm-up epochs (tracing), then alternate epochs of the steps so that load changes on
+        # this shared machine hit all alike.
+        for trainer, data in runs.values():
+            _one_epoch(trainer, data)
+        rates = {label: [] for label in runs}
         for _ in range(epochs - 1):
-            ours_rates.append(count / _one_epoch(ours, ours_data))
-            reference_rates.append(count / _one_epoch(reference, reference_data))
-        report(name, "mmin", ours_rates, f"teacher_cache_seconds={cache_seconds:.2f}")
-        report(name, "reference", reference_rates)
+            for label, (trainer, data) in runs.items():
+                rates[label].append(count / _one_epoch(trainer, data))
+        for label in runs:
+            report(name, label, rates[label], f"teacher_cache_seconds={cache_seconds:.2f}" if label == "mmin" else "")
 
-        batch = next(iter(reference_data))
         split = time_split(ours, next(iter(ours_data)), repeats=5 if args["quick"] else 10)
         print(f"train_split setting={name} model=mmin encoders_ms={split[0] * 1e3:.1f} "
               f"imagination_classifier_ms={split[1] * 1e3:.1f} optimizer_and_rest_ms={split[2] * 1e3:.1f} "
               f"step_ms={split[3] * 1e3:.1f}")
-        ours_flops = np.mean([step_flops(b, modalities, model_config, dense=False) for b in ours_data.take(4)])
-        reference_flops = step_flops(batch, modalities, model_config, dense=True)
-        for label, flops, rates in (("mmin", ours_flops, ours_rates), ("reference", reference_flops, reference_rates)):
-            rate = statistics.median(rates)
-            print(f"train_flops setting={name} model={label} gflops_per_utterance={flops / 1e9:.3f} "
-                  f"achieved_gflops_per_second={flops * rate / 1e9:.1f} fraction_of_matmul_peak={flops * rate / peak:.3f}")
+        flops = {
+            "mmin": epoch_flops_per_utterance(ours_data, modalities, model_config, dense=False),
+            "reference": epoch_flops_per_utterance(reference_data, modalities, model_config, dense=True),
+        }
+        if "mmin_unbucketed" in runs:
+            flops["mmin_unbucketed"] = epoch_flops_per_utterance(unbucketed_data, modalities, model_config, dense=False)
+        for label, value in flops.items():
+            rate = statistics.median(rates[label])
+            print(f"train_flops setting={name} model={label} gflops_per_utterance={value / 1e9:.3f} "
+                  f"achieved_gflops_per_second={value * rate / 1e9:.1f} fraction_of_matmul_peak={value * rate / peak:.3f}")
         print(f"train_memory setting={name} peak_rss_mib={peak_rss_mib():.0f}")
-        return statistics.median(ours_rates) / statistics.median(reference_rates)
+        return {label: statistics.median(rates[label]) / statistics.median(rates["reference"])
+                for label in rates if label != "reference"}
 
 
 def _one_epoch(trainer, data):
@@ -285,11 +323,12 @@ def main(argv):
           f"jit_compile={_JIT.value}")
     peak = matmul_peak_flops()
     print(f"matmul_peak_gflops_per_second={peak / 1e9:.1f}")
-    settings = [("fixed", 0.0)] if quick else [("iemocap", 0.35), ("fixed", 0.0)]
-    speedups = {name: run_setting(name, spread, args, peak) for name, spread in settings}
-    for name, speedup in speedups.items():
-        print(f"speedup setting={name} mmin_over_reference={speedup:.2f}")
-    print(f"speedup_vs_reference={speedups['fixed']:.2f}")
+    variable = (_LENGTH_SPREAD.value, _DURATION_SPREAD.value)
+    settings = [("fixed", (0.0, 0.0))] if quick else [("iemocap", variable), ("fixed", (0.0, 0.0))]
+    speedups = {name: run_setting(name, spreads, args, peak) for name, spreads in settings}
+    for name, ratios in speedups.items():
+        print(f"speedup setting={name} " + " ".join(f"{label}_over_reference={ratio:.2f}" for label, ratio in ratios.items()))
+    print(f"speedup_vs_reference={min(ratios['mmin'] for ratios in speedups.values()):.2f}")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,11 @@ _MEAN_LENGTHS = flags.DEFINE_list(
     "mean_lengths", ["acoustic:150", "visual:50", "text:22"],
     "Synthetic mean frames per utterance, as modality:frames.")
 _NUM_GROUPS = flags.DEFINE_integer("num_groups", 5, "Synthetic sessions (groups).")
+_LENGTH_SPREAD = flags.DEFINE_float(
+    "length_spread", 0.35, "Synthetic: log-normal sigma of each length, drawn per modality.", lower_bound=0)
+_DURATION_SPREAD = flags.DEFINE_float(
+    "duration_spread", 0.0, "Synthetic: log-normal sigma of a duration factor shared by an "
+    "utterance's modalities (correlated lengths); 0: independent lengths.", lower_bound=0)
 _MANIFEST = flags.DEFINE_string("manifest", None, "CSV for --source=manifest.")
 _FEATURES_DIR = flags.DEFINE_string("features_dir", None, "Release root for --source=mmin_features.")
 _FEATURE_FILES = flags.DEFINE_list(
@@ -58,6 +63,8 @@ def main(argv):
             modalities=modalities,
             mean_lengths=tuple(cli.parse_int_mapping(_MEAN_LENGTHS.value, "--mean_lengths").items()),
             num_groups=_NUM_GROUPS.value,
+            length_spread=_LENGTH_SPREAD.value,
+            duration_spread=_DURATION_SPREAD.value,
             seed=_SEED.value,
         )
         label_names = _LABEL_NAMES.value or synthetic.IEMOCAP_LABEL_NAMES
@@ -75,7 +82,7 @@ def main(argv):
             _FEATURES_DIR.value, modalities, _parse_feature_files(_FEATURE_FILES.value))
         utterances, folds = release.utterances(), release.folds
     recorded = {
-        Source.SYNTHETIC: ("seed", "num_utterances", "mean_lengths", "num_groups"),
+        Source.SYNTHETIC: ("seed", "num_utterances", "mean_lengths", "num_groups", "length_spread", "duration_spread"),
         Source.MANIFEST: ("manifest",),
         Source.MMIN_FEATURES: ("features_dir", "feature_files"),
     }[source]

@@ -73,6 +73,25 @@ def test_synthetic(tmp_path):
     assert os.listdir(tmp_path) == ["synthetic"]
 
 
+def test_synthetic_length_spreads(tmp_path):
+    def lengths(name, *spreads):
+        out_dir = tmp_path / name
+        result = _prepare(
+            "--source=synthetic", "--num_utterances=40", f"--modalities={TINY_MODALITIES}",
+            "--mean_lengths=acoustic:40,visual:20,text:10", f"--out={out_dir}", *spreads,
+        )
+        assert result.returncode == 0, result.stderr
+        info = _load_json(out_dir / format_lib.INFO_FILENAME)
+        return info["source"], info["length_statistics"]["acoustic"]
+
+    source, fixed = lengths("fixed", "--length_spread=0")
+    assert fixed["min"] == fixed["max"] == 40
+    assert (source["length_spread"], source["duration_spread"]) == (0.0, 0.0)
+    source, shared = lengths("shared", "--length_spread=0", "--duration_spread=0.5")
+    assert shared["min"] < 40 < shared["max"]
+    assert source["duration_spread"] == 0.5
+
+
 def test_manifest(tmp_path):
     manifest = _write_manifest(tmp_path / "corpus")
     out_dir = tmp_path / "out"

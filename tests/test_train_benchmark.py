@@ -36,3 +36,21 @@ def test_dense_reference_step_counts_more_than_ours():
     # student trained (x3) and teacher forward (x1).
     np.testing.assert_allclose(ours * batch, 3 * 3 * encoders + 3 * batch * heads)
     np.testing.assert_allclose(reference * batch, 4 * batch * encoders + 3 * batch * heads)
+
+
+def test_epoch_flops_weight_batches_by_rows_and_count_padded_steps():
+    def batch(rows, steps):
+        inputs = {AVAILABILITY: tf.ones([rows, 3], tf.bool)}
+        for spec in MODALITIES:
+            inputs[spec.name] = tf.zeros([rows, steps, spec.feature_dim])
+            inputs[spec.length_key] = tf.fill([rows], 2)  # shorter than the padded length
+        return inputs, tf.zeros([rows], tf.int32)
+
+    batches = [batch(4, 5), batch(2, 9)]
+    per_utterance = train_throughput.epoch_flops_per_utterance(batches, MODALITIES, CONFIG, dense=True)
+    expected = (4 * train_throughput.step_flops(batches[0], MODALITIES, CONFIG, dense=True)
+                + 2 * train_throughput.step_flops(batches[1], MODALITIES, CONFIG, dense=True)) / 6
+    np.testing.assert_allclose(per_utterance, expected)
+    # The 9-step batch costs more per row than the 5-step one although every row holds 2 frames.
+    assert train_throughput.step_flops(batches[1], MODALITIES, CONFIG, dense=True) > \
+        train_throughput.step_flops(batches[0], MODALITIES, CONFIG, dense=True)

@@ -46,8 +46,14 @@ class SyntheticConfig:
         num_utterances: total utterances, spread evenly over speakers.
         modalities: modalities to generate (dims come from the specs).
         mean_lengths: modality name -> mean frames per utterance (>= 1).
-        length_spread: sigma of the log-normal factor on each length; 0 gives every utterance
-            exactly its modality's mean length (the original release pads visual/text to one).
+        length_spread: sigma of the log-normal factor on each length, drawn per modality; 0 gives
+            every utterance exactly its modality's mean length (the original release pads
+            visual/text to one).
+        duration_spread: sigma of a log-normal factor drawn once per utterance and shared by all
+            its modalities (its duration: frames, face frames and words all grow with it), so
+            lengths correlate across modalities as in recorded speech. 0 (default): independent
+            lengths. With `length_spread` s and `duration_spread` d each length has log-sigma
+            sqrt(s^2 + d^2) and two modalities' log-lengths correlate d^2 / (s^2 + d^2).
         num_groups: sessions; each has `speakers_per_group` speakers.
         speakers_per_group: 2 as in IEMOCAP.
         latent_dim: size of the shared utterance latent `u`.
@@ -61,6 +67,7 @@ class SyntheticConfig:
     speakers_per_group: int = 2
     latent_dim: int = 16
     length_spread: float = 0.35
+    duration_spread: float = 0.0
     class_separation: float = CLASS_SEPARATION
     seed: int = 0
 
@@ -84,6 +91,11 @@ class SyntheticConfig:
         bad = {name: length for name, length in lengths.items() if length < 1}
         if bad:
             raise ValueError(f"`mean_lengths` must be >= 1. Received: {bad}")
+        if self.length_spread < 0 or self.duration_spread < 0:
+            raise ValueError(
+                "`length_spread` and `duration_spread` must be >= 0. Received: "
+                f"length_spread={self.length_spread}, duration_spread={self.duration_spread}"
+            )
 
 
 def generate(config: SyntheticConfig) -> Iterator[Utterance]:
@@ -112,9 +124,11 @@ def generate(config: SyntheticConfig) -> Iterator[Utterance]:
         # Speaker and utterance nuisance shared by every modality: predictable across modalities.
         shared = speaker_offsets[speaker_index] + rng.normal(0, 0.7, latent_dim)
         features = {}
+        # Drawn only when used, so corpora without it stay the same for the same seed.
+        duration = rng.lognormal(0.0, config.duration_spread) if config.duration_spread > 0 else 1.0
         for spec in config.modalities:
             spread = rng.lognormal(0.0, config.length_spread) if config.length_spread > 0 else 1.0
-            length = max(1, int(round(mean_lengths[spec.name] * spread)))
+            length = max(1, int(round(mean_lengths[spec.name] * duration * spread)))
             latent = (
                 signal[spec.name] * config.class_separation * class_means[label]
                 + shared

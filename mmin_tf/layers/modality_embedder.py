@@ -14,14 +14,18 @@ class ModalityEmbedder(keras.layers.Layer):
     For each modality, in configured order: the frames are normalized with the training split's
     statistics, padding is zeroed, and the encoder runs on the rows where the modality is present
     (`length > 0`) only. A missing modality's embedding is the encoder's output on an all-zero
-    input (`h_miss` in Eq. 1), computed once per batch on `encoder.minimum_length` zero frames
-    and shared by every row where the modality is missing; so it depends neither on padding nor
-    on the other rows of the batch, and no encoder time is spent on inputs without signal.
+    input (`h_miss` in Eq. 1): the costly part of the encoder (`pool`) runs once per batch on
+    `encoder.minimum_length` zero frames and is shared by every row where the modality is
+    missing, so it depends neither on padding nor on the other rows of the batch, and no encoder
+    time is spent on inputs without signal. The per-row part (`project`, which holds TextCNN's
+    dropout) runs on every row, so in training each missing row draws its own dropout mask, as
+    when the original encodes every row's zeros.
 
     Args:
         modalities: tuple of `ModalitySpec` (or their JSON dicts, as in `get_config`).
-        encoders: dict modality name -> encoder layer with call signature
-            `(features, lengths, training)`, an `output_size` and a `minimum_length`.
+        encoders: dict modality name -> encoder layer with `pool(features, lengths)` ->
+            `(batch, pooled)`, `project(pooled, training)` -> `(batch, output_size)` (its call is
+            `project(pool(...))`), an `output_size` and a `minimum_length`.
         normalization: dict modality name -> {"mean": list, "std": list} for the modalities to
             normalize; others are used as they are.
 
@@ -105,11 +109,10 @@ class ModalityEmbedder(keras.layers.Layer):
             axis=0,
         )
         valid = tf.sequence_mask(present_lengths, tf.shape(present_features)[1], present_features.dtype)
-        embeddings = encoder(present_features * valid[:, :, None], present_lengths, training=training)
-        missing = embeddings[:1]  # (1, E): the encoder's output on zeros (Eq. 1)
-        return tf.tensor_scatter_nd_update(
-            tf.repeat(missing, batch, axis=0), present[:, None], embeddings[1:]
-        )
+        pooled = encoder.pool(present_features * valid[:, :, None], present_lengths)  # (P + 1, F)
+        missing = pooled[:1]  # (1, F): the encoder's pooled features of zeros (Eq. 1)
+        rows = tf.tensor_scatter_nd_update(tf.repeat(missing, batch, axis=0), present[:, None], pooled[1:])
+        return encoder.project(rows, training=training)  # (B, E): a dropout mask per row
 
     def call(self, inputs, training=None):
         parts = [

@@ -26,7 +26,8 @@ class SequenceEncoder(keras.layers.Layer):
         training: unused (no dropout), accepted for a uniform encoder interface.
 
     Returns:
-        `(batch, hidden_size)`.
+        `(batch, hidden_size)`; `call` is `project(pool(...))` with `project` the identity, the
+        interface `ModalityEmbedder` shares with `TextCNN`.
     """
 
     minimum_length = 1
@@ -50,9 +51,17 @@ class SequenceEncoder(keras.layers.Layer):
             self.lstm.build(features_shape)
         self.built = True
 
-    def call(self, features, lengths, training=None):
+    def pool(self, features, lengths):
+        """LSTM and max over the valid steps: `(batch, time, feature_dim)` -> `(batch, hidden_size)`."""
         outputs = self.lstm(features)  # (B, T, H)
         return masked_max_over_time(outputs, tf.maximum(lengths, 1))
+
+    def project(self, pooled, training=None):
+        """The identity: this encoder has no per-row part (no dropout)."""
+        return pooled
+
+    def call(self, features, lengths, training=None):
+        return self.project(self.pool(features, lengths), training=training)
 
     def compute_output_shape(self, features_shape, lengths_shape=None):
         return (features_shape[0], self.hidden_size)

@@ -12,7 +12,9 @@ class TextCNN(keras.layers.Layer):
 
     The paper's EncT (§4.3, Table 3: kernels 3/4/5, 128 channels). As the original code: the
     pooled features are concatenated, dropped out (0.5) and projected to `embedding_size` with a
-    ReLU, so the embedding is non-negative. Only convolution windows that lie within the valid
+    ReLU, so the embedding is non-negative. `call` is `project(pool(...))`: `pool` is the
+    deterministic, costly part and `project` the per-row part with the dropout, so a caller can
+    pool one input once and project it for many rows with a dropout mask each. Only convolution windows that lie within the valid
     frames are pooled; a sequence shorter than a kernel is zero-padded to that kernel's width
     (the original needs at least 5 frames).
 
@@ -70,16 +72,28 @@ class TextCNN(keras.layers.Layer):
             self.projection.build((None, self.channels * len(self.kernel_sizes)))
         self.built = True
 
-    def call(self, features, lengths, training=None):
+    def pool(self, features, lengths):
+        """The deterministic part: convolutions, ReLU, max over valid windows, concatenated.
+
+        features `(batch, time, feature_dim)`, lengths `(batch,)` -> `(batch, channels * len(kernel_sizes))`.
+        """
         shortfall = tf.maximum(self.minimum_length - tf.shape(features)[1], 0)
         features = tf.pad(features, [[0, 0], [0, shortfall], [0, 0]])
         pooled = []
         for size, convolution in zip(self.kernel_sizes, self.convolutions):
             windows = tf.maximum(lengths - size + 1, 1)  # windows inside the valid frames
             pooled.append(masked_max_over_time(convolution(features), windows))
-        hidden = tf.concat(pooled, axis=-1)  # (B, channels * len(kernel_sizes))
-        hidden = self.dropout_layer(hidden, training=training)
-        return self.projection(hidden)
+        return tf.concat(pooled, axis=-1)  # (B, channels * len(kernel_sizes))
+
+    def project(self, pooled, training=None):
+        """The per-row part: dropout (in training) and the ReLU projection.
+
+        pooled `(batch, channels * len(kernel_sizes))` -> `(batch, embedding_size)`.
+        """
+        return self.projection(self.dropout_layer(pooled, training=training))
+
+    def call(self, features, lengths, training=None):
+        return self.project(self.pool(features, lengths), training=training)
 
     def compute_output_shape(self, features_shape, lengths_shape=None):
         return (features_shape[0], self.embedding_size)

@@ -109,6 +109,44 @@ def test_features_follow_the_specs_and_mean_lengths(corpus):
         assert lengths.std() > 0
 
 
+def _log_length_correlation(utterances, first, second):
+    return np.corrcoef(
+        np.log([len(u.features[first]) for u in utterances]),
+        np.log([len(u.features[second]) for u in utterances]),
+    )[0, 1]
+
+
+def test_lengths_are_independent_by_default_and_correlate_with_a_shared_duration(corpus):
+    # Longer means than the defaults' so that rounding to whole frames hardly matters.
+    lengths = (("acoustic", 150), ("visual", 50), ("text", 22))
+    shared = list(synthetic.generate(_config(
+        num_utterances=600, mean_lengths=lengths, length_spread=0.12, duration_spread=0.33, seed=3)))
+    independent = list(synthetic.generate(_config(num_utterances=600, mean_lengths=lengths, seed=3)))
+    # Expected correlation of the log-lengths: 0.33^2 / (0.12^2 + 0.33^2) = 0.88.
+    assert _log_length_correlation(shared, "acoustic", "visual") == pytest.approx(0.88, abs=0.05)
+    assert _log_length_correlation(shared, "acoustic", "text") == pytest.approx(0.88, abs=0.06)
+    assert abs(_log_length_correlation(independent, "acoustic", "visual")) < 0.12
+    # Marginal spread of each length: sqrt(0.12^2 + 0.33^2) = 0.35, as the independent default.
+    for utterances in (shared, independent):
+        assert np.std(np.log([len(u.features["acoustic"]) for u in utterances])) == pytest.approx(0.35, abs=0.03)
+
+
+def test_without_a_duration_spread_corpora_are_those_of_earlier_versions():
+    # The shared factor is only drawn when used, so a seed gives the corpus it gave before the
+    # option existed (values recorded from that version).
+    corpus = list(synthetic.generate(_config(num_utterances=60, seed=5)))
+    lengths = [tuple(len(u.features[name]) for name in ("acoustic", "visual", "text")) for u in corpus[:6]]
+    assert lengths == [(9, 6, 6), (21, 9, 7), (8, 7, 4), (14, 8, 4), (25, 7, 6), (15, 5, 5)]
+    assert corpus[0].features["acoustic"].astype(np.float64).sum() == pytest.approx(7.512927942443639, rel=1e-6)
+    assert corpus[59].features["text"].astype(np.float64).sum() == pytest.approx(0.5387998595833778, rel=1e-5)
+
+
+@pytest.mark.parametrize("field", ["length_spread", "duration_spread"])
+def test_negative_spreads_are_rejected(field):
+    with pytest.raises(ValueError, match=field):
+        _config(**{field: -0.1})
+
+
 def _held_out_r2(x, y):
     """Least-squares map x -> y (with bias) fitted on the first half, R^2 on the second half."""
     half = len(x) // 2

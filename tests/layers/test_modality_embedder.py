@@ -134,6 +134,26 @@ def test_missing_modality_gets_encoder_output_on_zero_frames():
         np.testing.assert_allclose(_slice(embeddings, spec.name)[missing], expected, atol=1e-6)
 
 
+def test_missing_rows_draw_their_own_dropout_mask_in_training():
+    """The original encodes each row's zeros, so TextCNN's dropout differs row by row; sharing
+    the pooled zeros must not share the mask."""
+    embedder = _embedder()
+    inputs = _inputs(np.random.default_rng(8), {"acoustic": [3] * 6, "visual": [2] * 6, "text": [0] * 6})
+
+    trained = _slice(embedder(inputs, training=True), "text")
+    inferred = _slice(embedder(inputs, training=False), "text")
+
+    np.testing.assert_allclose(inferred, np.repeat(inferred[:1], 6, axis=0), atol=1e-6)
+    assert len({row.tobytes() for row in trained}) > 1
+    # Each row is the projection of the zero input's pooled features under some dropout mask.
+    text = embedder.encoders["text"]
+    pooled = text.pool(tf.zeros([1, text.minimum_length, MODALITIES[2].feature_dim]), tf.constant([text.minimum_length])).numpy()
+    for row in trained:
+        masks = [np.array(bits, np.float32) for bits in np.ndindex(*(2,) * pooled.shape[1])]
+        candidates = [text.projection(pooled * mask / 0.5).numpy()[0] for mask in masks]
+        assert min(np.abs(candidate - row).max() for candidate in candidates) < 1e-5
+
+
 def test_missing_embedding_does_not_depend_on_batch_or_on_the_row_features():
     embedder = _embedder()
     alone = embedder(

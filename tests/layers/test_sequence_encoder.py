@@ -91,6 +91,16 @@ def test_embedding_is_max_of_lstm_outputs_over_valid_steps():
     np.testing.assert_allclose(encoder(features, lengths).numpy(), expected, atol=1e-6)
 
 
+def test_call_is_pool_and_project_is_the_identity():
+    features, lengths = _features(np.random.default_rng(9), [4, 2], time=4)
+    encoder = _encoder()
+
+    pooled = encoder.pool(features, lengths)
+
+    np.testing.assert_array_equal(encoder.project(pooled, training=True).numpy(), pooled.numpy())
+    np.testing.assert_array_equal(encoder(features, lengths).numpy(), pooled.numpy())
+
+
 def test_tf_function_matches_eager():
     features, lengths = _features(np.random.default_rng(4), [4, 1, 2], time=4)
 

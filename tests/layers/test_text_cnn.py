@@ -61,6 +61,19 @@ def test_embedding_is_projection_of_max_over_valid_windows():
     np.testing.assert_allclose(encoder(features, lengths).numpy(), expected, atol=1e-6)
 
 
+def test_call_is_project_of_pool_with_the_dropout_in_project():
+    features, lengths = _features(np.random.default_rng(9), [6, 3, 4], time=6)
+    encoder = _encoder()
+
+    pooled = encoder.pool(features, lengths)
+
+    assert pooled.shape == (3, CHANNELS * len(KERNEL_SIZES))
+    np.testing.assert_allclose(encoder(features, lengths).numpy(), encoder.project(pooled).numpy(), atol=1e-6)
+    # Dropout lives in `project`: the same pooled row projects differently row by row in training.
+    repeated = tf.repeat(pooled[:1], 8, axis=0)
+    assert len({row.tobytes() for row in encoder.project(repeated, training=True).numpy()}) > 1
+
+
 @pytest.mark.parametrize("lengths", [[4, 2], [1, 2]], ids=["longer_than_kernels", "shorter"])
 def test_embedding_does_not_depend_on_padding(lengths):
     rng = np.random.default_rng(2)
