@@ -22,14 +22,14 @@ import statistics
 import sys
 from unittest import mock
 
-import scipy.stats
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mmin_tf import atomic_files, configs, train, training  # noqa: E402
+from mmin_tf import atomic_files, train, training  # noqa: E402
 from mmin_tf.models import construction  # noqa: E402
 from mmin_tf.models.reference import ReferenceMMINTrainer  # noqa: E402
+from mmin_tf.statistics import paired_t_test  # noqa: E402
 
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; each trains a teacher and an MMIN per step.")
 _STEPS = flags.DEFINE_multi_enum(
@@ -46,11 +46,7 @@ _build_mmin_trainer = construction.build_mmin_trainer
 
 
 def _reference_trainer(*args, **kwargs):
-    parts = _build_mmin_trainer(*args, **kwargs)
-    return ReferenceMMINTrainer(
-        parts.model, parts.teacher, parts.backward, parts.loss_config,
-        clip_norm=parts.clip_norm, finetune_encoders=parts.finetune_encoders,
-    )
+    return ReferenceMMINTrainer.like(_build_mmin_trainer(*args, **kwargs))
 
 
 def _epoch_seconds(run_dir):
@@ -74,12 +70,8 @@ def main(argv):
     base = train.config_from_flags()
     results = {name: [] for name in _STEPS.value}
     for seed in (int(value) for value in _SEEDS.value):
-        teacher_config = dataclasses.replace(
-            base, output_dir=os.path.join(base.output_dir, f"seed{seed}", "teacher"), seed=seed,
-            model=dataclasses.replace(base.model, kind=configs.ModelKind.BASELINE,
-                                      classifier_dropout=base.teacher_classifier_dropout),
-            optimization=base.teacher_optimization, condition_mode=None, pretrained_dir=None,
-        )
+        teacher_config = training.teacher_config(
+            dataclasses.replace(base, output_dir=os.path.join(base.output_dir, f"seed{seed}"), seed=seed))
         training.run_training(teacher_config)
         for name in results:
             original_step, bucketed = _STEP_SETTINGS[name]
@@ -108,15 +100,14 @@ def main(argv):
               f"full_ua={statistics.mean(r['full_ua'] for r in rows):.4f} "
               f"epoch_seconds={statistics.median(r['epoch_seconds'] for r in rows):.2f}")
     for name in results:
-        if name == "reference" or "reference" not in results or len(results[name]) < 2:
+        if name == "reference" or "reference" not in results:
             continue
         for metric in ("missing_pooled_ua", "full_ua"):
-            ours = [row[metric] for row in results[name]]
-            reference = [row[metric] for row in results["reference"]]
-            test = scipy.stats.ttest_rel(ours, reference)
-            print(f"reference_accuracy_difference step={name} metric={metric} "
-                  f"mean_minus_reference={statistics.mean(ours) - statistics.mean(reference):+.4f} "
-                  f"paired_t_p={test.pvalue:.3f}")
+            test = paired_t_test({row["seed"]: row[metric] for row in results[name]},
+                                 {row["seed"]: row[metric] for row in results["reference"]})
+            if test.p_value is not None:
+                print(f"reference_accuracy_difference step={name} metric={metric} "
+                      f"mean_minus_reference={test.mean_difference:+.4f} paired_t_p={test.p_value:.3f}")
     atomic_files.write_json(os.path.join(base.output_dir, "reference_accuracy.json"), results)
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import random
 import sys
 from typing import Callable, Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from absl import app
@@ -69,7 +67,5 @@ def parse_int_mapping(entries: Sequence[str], what: str) -> dict[str, int]:
 
 def set_seed(seed: int) -> None:
     """Seeds Python, NumPy, TensorFlow and Keras and makes TF ops deterministic."""
-    random.seed(seed)
-    np.random.seed(seed)
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)  # seeds `random`, NumPy and TensorFlow
     tf.config.experimental.enable_op_determinism()

@@ -106,7 +106,6 @@ def evaluate_run(run_dir: str, data_dir: Optional[str] = None, output_dir: Optio
         RunError: not a (finished) run, or data that do not fit the model.
     """
     from mmin_tf import training  # training.py and callbacks.py import this module
-    from mmin_tf.atomic_files import write_json
 
     config = configs.TrainConfig.from_json(training.load_run_config(run_dir))
     own_data_dir = config.data.data_dir
@@ -119,9 +118,11 @@ def evaluate_run(run_dir: str, data_dir: Optional[str] = None, output_dir: Optio
             )
         output_dir = run_dir
     best_path = os.path.join(run_dir, training.BEST_MODEL)
-    best_state = os.path.join(run_dir, "best.json")
+    best_state = os.path.join(run_dir, training.BEST_STATE)
     if not os.path.exists(best_path) or not os.path.exists(best_state):
-        raise training.RunError(f"{run_dir!r} has no best model yet ({training.BEST_MODEL}, best.json)")
+        raise training.RunError(
+            f"{run_dir!r} has no best model yet ({training.BEST_MODEL}, {training.BEST_STATE})"
+        )
     info = format_lib.load_info(data_dir)
     model = keras.saving.load_model(best_path)
     expected = [spec.to_json() for spec in model.modalities]
@@ -138,28 +139,7 @@ def evaluate_run(run_dir: str, data_dir: Optional[str] = None, output_dir: Optio
             raise training.RunError(
                 f"{data_dir!r} has labels {list(info.label_names)}, but {run_dir!r} was trained on {label_names}"
             )
-    modalities = info.modalities
-    conditions = modalities_lib.evaluation_conditions(modalities)
-    if config.matched_condition:
-        matched = modalities_lib.parse_condition(config.matched_condition, modalities)
-        if matched not in conditions:
-            conditions += (matched,)
     test = pipeline.read_fold_split(data_dir, info, config.data.fold, "test").cache()
-    batching = training.batching_for(info, config)
-    datasets = {
-        condition.name: pipeline.make_evaluation_dataset(test, modalities, condition, batching)
-        for condition in conditions
-    }
-    report, predictions = evaluate_conditions(
-        prediction_function(model, modalities), datasets, modalities, info.num_classes
+    return training.write_test_metrics(
+        model, config, info, test, training.batching_for(info, config), training.best_epoch(run_dir), output_dir
     )
-    with open(best_state) as f:
-        best_epoch = json.load(f)["epoch"]
-    result = {"model": config.model.kind.value, "fold": config.data.fold, "seed": config.seed,
-              "best_epoch": best_epoch, **report}
-    os.makedirs(output_dir, exist_ok=True)
-    write_json(
-        os.path.join(output_dir, "confusion_matrices.json"), confusion_matrices(predictions, info.label_names)
-    )
-    write_json(os.path.join(output_dir, training.METRICS), result)
-    return result

@@ -27,6 +27,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 from mmin_tf import atomic_files
+from mmin_tf.modalities import condition_label
 
 CONFUSION_MATRICES = "confusion_matrices.json"
 FIGURES_DIR = "figures"
@@ -34,18 +35,8 @@ PROJECTOR_DIR = "projector"
 METADATA = "metadata.tsv"
 EMBEDDINGS_TSV = "embeddings.tsv"
 PROJECTOR_TENSOR_NAME = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
-MMIN_KINDS = ("mmin", "mmin_ae", "mmin_nocycle")
 GROUND_TRUTH = "ground_truth"
 IMAGINED = "imagined"
-
-
-def condition_label(column: str) -> str:
-    """The paper's name for a table column: `"av"` -> `"{a,v}"`, `"average"` -> `"Average"`."""
-    if column == "average":
-        return "Average"
-    if re.fullmatch(r"[a-z]+", column) and len(set(column)) == len(column) and len(column) <= 8:
-        return "{" + ",".join(column) + "}"
-    return column
 
 
 def _new_figure(width: float, height: float):
@@ -319,8 +310,10 @@ def imagination_embeddings(
     """
     import tensorflow as tf
 
+    from mmin_tf import evaluation
     from mmin_tf import modalities as modalities_lib
     from mmin_tf import training
+    from mmin_tf.configs import ModelKind
     from mmin_tf.data import format as format_lib
     from mmin_tf.data import pipeline
 
@@ -328,10 +321,11 @@ def imagination_embeddings(
         raise ValueError(f"`max_utterances` must be a positive int. Received: {max_utterances!r}")
     config = training.load_run_config(run_dir)
     kind = config["model"]["kind"]
-    if kind not in MMIN_KINDS:
+    if not ModelKind(kind).is_mmin:
+        mmin_kinds = [k.value for k in ModelKind if k.is_mmin]
         raise ValueError(
             f"{run_dir!r} is a {kind!r} run; imagined embeddings need an MMIN run "
-            f"(model kind one of {list(MMIN_KINDS)})"
+            f"(model kind one of {mmin_kinds})"
         )
     data_dir = data_dir or config["data"]["data_dir"]
     fold = config["data"]["fold"]
@@ -375,14 +369,11 @@ def imagination_embeddings(
     batching = pipeline.Batching(batch_size=64)
 
     def run(model_fn, condition):
-        outputs, labels, ids = [], [], []
-        dataset = pipeline.make_evaluation_dataset(selected, modalities, condition, batching)
-        for inputs, label, utterance_id in dataset:
-            outputs.append(tf.cast(model_fn(inputs), tf.float32).numpy())
-            labels.append(label.numpy())
-            ids.append(utterance_id.numpy())
-        ids = [value.decode("utf-8") for value in np.concatenate(ids)]
-        return np.concatenate(outputs), np.concatenate(labels), ids
+        labels, outputs, ids = evaluation.predict_dataset(
+            lambda inputs: tf.cast(model_fn(inputs), tf.float32),
+            pipeline.make_evaluation_dataset(selected, modalities, condition, batching),
+        )
+        return outputs, labels, [value.decode("utf-8") for value in ids]
 
     full = modalities_lib.full_condition(modalities)
     teacher_embeddings, labels, utterance_ids = run(

@@ -163,6 +163,11 @@ def evaluation_conditions(modalities: Sequence[ModalitySpec]) -> tuple[Condition
     return missing_conditions(modalities) + (full_condition(modalities),)
 
 
+def condition_label(name: str) -> str:
+    """The paper's notation for a condition or a results column: `"at"` -> `"{a,t}"`, `"average"` -> `"Average"`."""
+    return "Average" if name == "average" else "{" + ",".join(name) + "}"
+
+
 def parse_condition(name: str, modalities: Sequence[ModalitySpec]) -> Condition:
     """Parses a condition name such as `"at"`; letters may come in any order."""
     codes = [spec.code for spec in modalities]

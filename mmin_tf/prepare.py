@@ -34,15 +34,18 @@ _LABEL_NAMES = flags.DEFINE_list(
     "happy,anger,sadness,neutral; for mmin_features anger,happy,neutral,sadness.")
 _UTTERANCES_PER_SHARD = flags.DEFINE_integer("utterances_per_shard", 256, "Records per TFRecord shard.", lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the synthetic corpus.")
-_NUM_UTTERANCES = flags.DEFINE_integer("num_utterances", 1000, "Synthetic corpus size.", lower_bound=1)
+_SYNTHETIC_DEFAULTS = synthetic.SyntheticConfig()
+_NUM_UTTERANCES = flags.DEFINE_integer(
+    "num_utterances", _SYNTHETIC_DEFAULTS.num_utterances, "Synthetic corpus size.", lower_bound=1)
 _MEAN_LENGTHS = flags.DEFINE_list(
-    "mean_lengths", ["acoustic:150", "visual:50", "text:22"],
+    "mean_lengths", [f"{name}:{frames}" for name, frames in synthetic.DEFAULT_MEAN_LENGTHS.items()],
     "Synthetic mean frames per utterance, as modality:frames.")
-_NUM_GROUPS = flags.DEFINE_integer("num_groups", 5, "Synthetic sessions (groups).")
+_NUM_GROUPS = flags.DEFINE_integer("num_groups", _SYNTHETIC_DEFAULTS.num_groups, "Synthetic sessions (groups).")
 _LENGTH_SPREAD = flags.DEFINE_float(
-    "length_spread", 0.35, "Synthetic: log-normal sigma of each length, drawn per modality.", lower_bound=0)
+    "length_spread", _SYNTHETIC_DEFAULTS.length_spread,
+    "Synthetic: log-normal sigma of each length, drawn per modality.", lower_bound=0)
 _DURATION_SPREAD = flags.DEFINE_float(
-    "duration_spread", 0.0, "Synthetic: log-normal sigma of a duration factor shared by an "
+    "duration_spread", _SYNTHETIC_DEFAULTS.duration_spread, "Synthetic: log-normal sigma of a duration factor shared by an "
     "utterance's modalities (correlated lengths); 0: independent lengths.", lower_bound=0)
 _MANIFEST = flags.DEFINE_string("manifest", None, "CSV for --source=manifest.")
 _FEATURES_DIR = flags.DEFINE_string("features_dir", None, "Release root for --source=mmin_features.")
@@ -82,11 +85,11 @@ def main(argv):
             _FEATURES_DIR.value, modalities, _parse_feature_files(_FEATURE_FILES.value))
         utterances, folds = release.utterances(), release.folds
     recorded = {
-        Source.SYNTHETIC: ("seed", "num_utterances", "mean_lengths", "num_groups", "length_spread", "duration_spread"),
-        Source.MANIFEST: ("manifest",),
-        Source.MMIN_FEATURES: ("features_dir", "feature_files"),
+        Source.SYNTHETIC: (_SEED, _NUM_UTTERANCES, _MEAN_LENGTHS, _NUM_GROUPS, _LENGTH_SPREAD, _DURATION_SPREAD),
+        Source.MANIFEST: (_MANIFEST,),
+        Source.MMIN_FEATURES: (_FEATURES_DIR, _FEATURE_FILES),
     }[source]
-    source_record = {"importer": source.value, **{name: flags.FLAGS[name].value for name in recorded}}
+    source_record = {"importer": source.value, **{holder.name: holder.value for holder in recorded}}
     with DatasetWriter(
         _OUT.value, name=_NAME.value or source.value, modalities=modalities,
         label_names=label_names, utterances_per_shard=_UTTERANCES_PER_SHARD.value,

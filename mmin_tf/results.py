@@ -33,6 +33,8 @@ from absl import logging
 
 from mmin_tf import atomic_files, statistics
 from mmin_tf.configs import ModelKind
+from mmin_tf.data.format import fold_sort_key
+from mmin_tf.modalities import condition_label
 from mmin_tf.experiment_plan import MATCHED_PREFIX, Run
 from mmin_tf.training import METRICS, RunError
 
@@ -66,11 +68,6 @@ def parse_metrics(entries: Sequence[str]) -> tuple[str, ...]:
     return metrics
 
 
-def condition_label(name: str) -> str:
-    """`"at"` -> `"{a,t}"`; `"average"` -> `"Average"`."""
-    return "Average" if name == AVERAGE else "{" + ",".join(name) + "}"
-
-
 def model_label(key: str) -> str:
     if key.startswith(MATCHED_PREFIX):
         return f"Matched baseline {condition_label(key[len(MATCHED_PREFIX):])}"
@@ -101,7 +98,10 @@ def aggregate(runs: Sequence[Run], output_dir: str, dataset: str, metrics: Seque
         RunError: no run is complete, or runs were evaluated under different conditions.
     """
     metrics = parse_metrics(metrics)
-    complete = [(run, _load(run)) for run in runs if run.is_complete]
+    # Each run's completeness is looked at once: one that finishes meanwhile is in exactly one list.
+    finished = [run.is_complete for run in runs]
+    complete = [(run, _load(run)) for run, done in zip(runs, finished) if done]
+    incomplete = [run for run, done in zip(runs, finished) if not done]
     if not complete:
         raise RunError(f"No complete run in {output_dir!r} to aggregate ({len(runs)} planned)")
     conditions = list(complete[0][1]["conditions"])
@@ -111,9 +111,9 @@ def aggregate(runs: Sequence[Run], output_dir: str, dataset: str, metrics: Seque
                 f"{run.output_dir!r} was tested under conditions {list(values['conditions'])}, "
                 f"other runs under {conditions}"
             )
-    incomplete = [run.output_dir for run in runs if not run.is_complete]
     if incomplete:
-        logging.warning("%d of %d runs are incomplete and left out: %s", len(incomplete), len(runs), incomplete)
+        logging.warning("%d of %d runs are incomplete and left out: %s",
+                        len(incomplete), len(runs), [run.output_dir for run in incomplete])
     columns = _columns(conditions)
     by_model: dict[str, list] = {}
     for run, values in complete:
@@ -157,7 +157,7 @@ def aggregate(runs: Sequence[Run], output_dir: str, dataset: str, metrics: Seque
         "table7": _table7(models, columns, metrics),
         "missing_runs": [
             {"model": run.key, "fold": run.fold, "seed": run.seed, "run_dir": os.path.abspath(run.output_dir)}
-            for run in runs if not run.is_complete
+            for run in incomplete
         ],
     }
 
@@ -233,7 +233,7 @@ def to_markdown(results: dict) -> str:
     models = results["models"]
     full = results["columns"][-1]
     runs = sorted({(run["fold"], run["seed"]) for model in models.values() for run in model["runs"]})
-    folds = sorted({fold for fold, _ in runs}, key=lambda f: (not f.isdigit(), int(f) if f.isdigit() else f))
+    folds = sorted({fold for fold, _ in runs}, key=fold_sort_key)
     seeds = sorted({seed for _, seed in runs})
     lines = [
         f"# Results on {results['dataset']}",

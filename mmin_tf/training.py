@@ -47,6 +47,8 @@ from mmin_tf.models.trainer import ClassifierTrainer
 METRICS = "metrics.json"
 CONFIG = "config.json"
 BEST_MODEL = "best.keras"
+BEST_STATE = "best.json"
+CONFUSION_MATRICES = "confusion_matrices.json"
 NORMALIZATION = "normalization.json"
 LABELS = "labels.json"
 
@@ -97,7 +99,8 @@ def _check_config(output_dir: str, config: TrainConfig) -> None:
         write_json(path, current)
 
 
-def _teacher_config(config: TrainConfig) -> TrainConfig:
+def teacher_config(config: TrainConfig) -> TrainConfig:
+    """The baseline run MMIN trains first as its teacher when it has no `pretrained_dir`."""
     return dataclasses.replace(
         config,
         output_dir=os.path.join(config.output_dir, "teacher"),
@@ -191,6 +194,35 @@ def _training_dataset(config: TrainConfig, examples, modalities, conditions, bat
     )
 
 
+def best_epoch(run_dir: str) -> int:
+    """The epoch whose model is `best.keras`, from `best.json`."""
+    with open(os.path.join(run_dir, BEST_STATE)) as f:
+        return json.load(f)["epoch"]
+
+
+def write_test_metrics(model, config: TrainConfig, info, test_examples, batching, epoch: int, output_dir: str) -> dict:
+    """Scores `model` on the test split under every evaluation condition.
+
+    Writes `confusion_matrices.json` and then `metrics.json` (which marks a run complete) into
+    `output_dir` and returns the metrics: `{"model", "fold", "seed", "best_epoch", "conditions",
+    "missing_mean", "missing_pooled"}`.
+    """
+    modalities = info.modalities
+    datasets = {
+        condition.name: pipeline.make_evaluation_dataset(test_examples, modalities, condition, batching)
+        for condition in modalities_lib.evaluation_conditions(modalities)
+    }
+    report, predictions = evaluate_conditions(
+        prediction_function(model, modalities), datasets, modalities, info.num_classes
+    )
+    result = {"model": config.model.kind.value, "fold": config.data.fold, "seed": config.seed,
+              "best_epoch": epoch, **report}
+    os.makedirs(output_dir, exist_ok=True)
+    write_json(os.path.join(output_dir, CONFUSION_MATRICES), confusion_matrices(predictions, info.label_names))
+    write_json(os.path.join(output_dir, METRICS), result)
+    return result
+
+
 def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
     """Trains (or resumes, or skips when complete) one run; returns its test metrics.
 
@@ -214,8 +246,9 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
     if config.model.kind.is_mmin:
         pretrained_dir = config.pretrained_dir
         if pretrained_dir is None:
-            pretrained_dir = _teacher_config(config).output_dir
-            run_training(_teacher_config(config))
+            teacher_run = teacher_config(config)
+            pretrained_dir = teacher_run.output_dir
+            run_training(teacher_run)
         teacher = load_teacher(pretrained_dir, config, info)
     cli.set_seed(config.seed)
     if config.mixed_precision:
@@ -243,30 +276,25 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
     conditions = pipeline.training_conditions(config.resolved_condition_mode, modalities, matched)
     batching = batching_for(info, config)
     train_dataset = _training_dataset(config, splits["train"], modalities, conditions, batching, teacher)
-    evaluation_conditions = modalities_lib.evaluation_conditions(modalities)
-    if matched is not None and matched not in evaluation_conditions:
-        evaluation_conditions += (matched,)
-
-    def condition_datasets(split):
-        return {
-            condition.name: pipeline.make_evaluation_dataset(splits[split], modalities, condition, batching)
-            for condition in evaluation_conditions
-        }
+    validation = {
+        condition.name: pipeline.make_evaluation_dataset(splits["validation"], modalities, condition, batching)
+        for condition in modalities_lib.evaluation_conditions(modalities)
+    }
 
     trainer(next(iter(train_dataset))[0])  # build eagerly before any restore
     best_path = os.path.join(config.output_dir, BEST_MODEL)
     backup_dir = os.path.join(config.output_dir, "backup")
     if not os.path.exists(backup_dir):  # a fresh start: forget any earlier run's best epoch
-        for stale in (best_path, os.path.join(config.output_dir, "best.json")):
+        for stale in (best_path, os.path.join(config.output_dir, BEST_STATE)):
             if os.path.exists(stale):
                 os.remove(stale)
     callbacks = [
         EpochTimer(),
         keras.callbacks.LearningRateScheduler(lambda epoch, lr: optimization.learning_rate_at(epoch)),
         ConditionValidation(
-            served, condition_datasets("validation"), [c.name for c in conditions],
+            served, validation, [c.name for c in conditions],
             config.selection_metric.value, modalities, info.num_classes,
-            best_path, os.path.join(config.output_dir, "best.json"),
+            best_path, os.path.join(config.output_dir, BEST_STATE),
         ),
         keras.callbacks.TensorBoard(
             os.path.join(config.output_dir, "logs"), write_graph=False,
@@ -281,19 +309,10 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
         warnings.filterwarnings("ignore", message=".*shuffle=True. was passed")
         trainer.fit(train_dataset, epochs=optimization.total_epochs, callbacks=callbacks, verbose=2)
 
-    best = keras.saving.load_model(best_path)
-    report, predictions = evaluate_conditions(
-        prediction_function(best, modalities), condition_datasets("test"), modalities, info.num_classes
+    result = write_test_metrics(
+        keras.saving.load_model(best_path), config, info, splits["test"], batching,
+        best_epoch(config.output_dir), config.output_dir,
     )
-    with open(os.path.join(config.output_dir, "best.json")) as f:
-        best_epoch = json.load(f)["epoch"]
-    result = {"model": config.model.kind.value, "fold": config.data.fold, "seed": config.seed,
-              "best_epoch": best_epoch, **report}
-    write_json(
-        os.path.join(config.output_dir, "confusion_matrices.json"),
-        confusion_matrices(predictions, info.label_names),
-    )
-    write_json(metrics_path, result)
     shutil.rmtree(os.path.join(config.output_dir, "backup"), ignore_errors=True)
-    logging.info("Test metrics of %s: %s", config.output_dir, json.dumps(report["conditions"]))
+    logging.info("Test metrics of %s: %s", config.output_dir, json.dumps(result["conditions"]))
     return result

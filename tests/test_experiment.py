@@ -3,11 +3,9 @@
 import importlib
 import json
 import os
-import sys
-import types
 
 import pytest
-from absl import app, flags, logging
+from absl import app, flags
 from absl.testing import flagsaver
 
 from mmin_tf import experiment_plan
@@ -97,15 +95,8 @@ def test_a_failing_run_stops_with_its_log(tmp_path, monkeypatch):
 # The entry point.
 
 @pytest.fixture
-def experiment(monkeypatch):
-    """mmin_tf.experiment; a stub stands in for mmin_tf.figures while that module is missing."""
-    try:
-        importlib.import_module("mmin_tf.figures")
-    except ImportError as error:
-        logging.warning("mmin_tf.figures cannot be imported (%s): the experiment tests use a stub", error)
-        stub = types.ModuleType("mmin_tf.figures")
-        stub.write_experiment_figures = lambda results, output_dir: []
-        monkeypatch.setitem(sys.modules, "mmin_tf.figures", stub)
+def experiment():
+    """mmin_tf.experiment (imported here, after the module-level test data are built)."""
     return importlib.import_module("mmin_tf.experiment")
 
 

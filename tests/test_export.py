@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 
 import keras
@@ -58,9 +59,19 @@ def test_failed_export_leaves_no_version(run_dir, tmp_path, monkeypatch):
     assert os.listdir(export_dir) == []
 
 
-def test_unfinished_run_is_refused(run_dir, tmp_path):
+def test_a_directory_that_is_no_run_is_refused(tmp_path):
     with pytest.raises(RunError, match="not an mmin_tf run directory"):
         export.export_run(str(tmp_path), str(tmp_path / "out"))
+
+
+def test_unfinished_run_is_refused(run_dir, tmp_path):
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(run_dir, unfinished)
+    os.remove(unfinished / "metrics.json")
+
+    with pytest.raises(RunError, match=r"not a finished run \(metrics.json missing\)"):
+        export.export_run(str(unfinished), str(tmp_path / "out"))
+    assert not os.path.exists(tmp_path / "out")
 
 
 def test_signature_names_types_and_shapes(exported):

@@ -36,6 +36,11 @@ LABEL = "label"
 SPLITS = ("train", "validation", "test")
 
 
+def fold_sort_key(name: str) -> tuple:
+    """Orders fold names numerically when they are numbers ("2" before "10"), then by name."""
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
 class DataError(ValueError):
     """Bad input data. The message names the utterance and the file."""
 

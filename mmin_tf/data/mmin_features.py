@@ -32,7 +32,7 @@ from absl import logging
 
 from mmin_tf import modalities as modalities_lib
 from mmin_tf.data.folds import Folds
-from mmin_tf.data.format import DataError, Utterance
+from mmin_tf.data.format import DataError, Utterance, fold_sort_key
 
 DEFAULT_LABEL_NAMES = ("anger", "happy", "neutral", "sadness")
 # Modality name -> feature file, relative to the release directory. MSP-IMPROV's acoustic file is
@@ -206,7 +206,7 @@ def read_mean_std(features_dir: str) -> dict[str, dict[str, np.ndarray]]:
         return {}
     statistics = {}
     with _open_h5(path) as f:
-        for fold in sorted(f, key=_fold_sort_key):
+        for fold in sorted(f, key=fold_sort_key):
             group = f[fold]
             if not isinstance(group, h5py.Group) or not {"mean", "std"} <= set(group):
                 raise DataError(
@@ -218,17 +218,13 @@ def read_mean_std(features_dir: str) -> dict[str, dict[str, np.ndarray]]:
     return statistics
 
 
-def _fold_sort_key(name: str) -> tuple:
-    return (0, int(name), "") if name.isdigit() else (1, 0, name)
-
-
 def _read_targets(features_dir: str) -> tuple[Folds, dict[str, int], dict[str, str]]:
     target_dir = os.path.join(features_dir, TARGET_DIR)
     if not os.path.isdir(target_dir):
         raise DataError(f"Feature release {features_dir} has no {TARGET_DIR}/ directory")
     fold_names = sorted(
         (name for name in os.listdir(target_dir) if os.path.isdir(os.path.join(target_dir, name))),
-        key=_fold_sort_key,
+        key=fold_sort_key,
     )
     if not fold_names:
         raise DataError(f"{target_dir} holds no fold directories")

@@ -114,15 +114,11 @@ def read_fold_split(data_dir: str, info: format_lib.DatasetInfo, fold: str, spli
     folds = format_lib.load_folds(data_dir)
     if fold not in folds:
         raise ValueError(
-            f"Fold {fold!r} is not defined in {data_dir!r}; available folds: {sorted(folds, key=_fold_key)}"
+            f"Fold {fold!r} is not defined in {data_dir!r}; available folds: {sorted(folds, key=format_lib.fold_sort_key)}"
         )
     if split not in format_lib.SPLITS:
         raise ValueError(f"`split` must be one of {format_lib.SPLITS}. Received: {split!r}")
     return read_split(data_dir, info, folds[fold][split])
-
-
-def _fold_key(name: str):
-    return (0, int(name)) if name.isdigit() else (1, name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,10 +236,9 @@ def attach_per_utterance(
     constants = tf.constant(values)
 
     def attach(example):
-        index = table.lookup(example[format_lib.UTTERANCE_ID])
-        check = tf.debugging.assert_non_negative(
-            index, message=f"an utterance has no precomputed {key!r}"
-        )
+        utterance_id = example[format_lib.UTTERANCE_ID]
+        index = table.lookup(utterance_id)
+        check = tf.debugging.Assert(index >= 0, [f"No precomputed {key} for utterance", utterance_id])
         with tf.control_dependencies([check]):
             return {**example, key: tf.gather(constants, index)}
 
@@ -310,21 +305,23 @@ def _pad_to_boundaries(inputs, modalities, boundaries):
         features = inputs[spec.name]
         edges = tf.constant(boundaries[spec.name], tf.int32)
         length = tf.shape(features)[1]
-        # Lengths beyond the last boundary keep their own length (nothing is truncated).
-        index = tf.reduce_sum(tf.cast(edges < length, tf.int32))
-        target = tf.maximum(tf.gather(tf.concat([edges, [length]], 0), index), length)
+        # The first boundary >= length; lengths beyond the last one keep their own (nothing is truncated).
+        index = tf.searchsorted(edges, [length], side="left")[0]
+        target = tf.gather(tf.concat([edges, [length]], 0), index)
         features = tf.pad(features, [[0, 0], [0, target - length], [0, 0]])
         padded[spec.name] = tf.ensure_shape(features, [None, None, spec.feature_dim])
     return padded
 
 
-def _batch(dataset: tf.data.Dataset, batching: Batching, modalities, length_of) -> tf.data.Dataset:
+def _batch(dataset: tf.data.Dataset, batching: Batching, modalities) -> tf.data.Dataset:
+    """Batches `(inputs, ...)` elements as `batching` says (see `Batching`)."""
     if batching.bucket_modality is None:
         dataset = dataset.padded_batch(batching.batch_size)
     else:
+        length_key = {spec.name: spec for spec in modalities}[batching.bucket_modality].length_key
         edges = [edge + 1 for edge in batching.boundaries[batching.bucket_modality]]
         dataset = dataset.bucket_by_sequence_length(
-            element_length_func=length_of,
+            element_length_func=lambda inputs, *rest: inputs[length_key],
             bucket_boundaries=edges,
             bucket_batch_sizes=[batching.batch_size] * (len(edges) + 1),
         )
@@ -386,15 +383,7 @@ def make_training_dataset(
             )
         )
         dataset = dataset.shuffle(16384, seed=seed, reshuffle_each_iteration=True)
-    length_key = (
-        dict((spec.name, spec) for spec in modalities)[batching.bucket_modality].length_key
-        if batching.bucket_modality
-        else None
-    )
-    dataset = _batch(
-        dataset, batching, modalities, lambda inputs, label: inputs[length_key] if length_key else 0
-    )
-    return dataset.prefetch(AUTOTUNE)
+    return _batch(dataset, batching, modalities).prefetch(AUTOTUNE)
 
 
 def make_evaluation_dataset(
@@ -421,12 +410,4 @@ def make_evaluation_dataset(
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
-    length_key = None
-    if batching.bucket_modality:
-        bucket_spec = dict((spec.name, spec) for spec in modalities)[batching.bucket_modality]
-        length_key = bucket_spec.length_key
-    dataset = _batch(
-        dataset, batching, modalities,
-        lambda inputs, label, utterance_id: inputs[length_key] if length_key else 0,
-    )
-    return dataset.prefetch(AUTOTUNE)
+    return _batch(dataset, batching, modalities).prefetch(AUTOTUNE)

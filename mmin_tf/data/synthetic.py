@@ -20,7 +20,7 @@ near the paper's single-modality IEMOCAP numbers (Table 7: 0.58 / 0.51 / 0.69 UA
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 
@@ -162,5 +162,3 @@ def _balanced_labels(num_utterances: int, num_speakers: int, rng: np.random.Gene
     return labels
 
 
-def label_names() -> Sequence[str]:
-    return IEMOCAP_LABEL_NAMES

@@ -86,12 +86,16 @@ def build_archive(model, modalities, label_names) -> keras.export.ExportArchive:
     return archive
 
 
+def versions(export_dir: str) -> list[int]:
+    """The integer version directories in `export_dir` (TF Serving's layout); [] when it does not exist."""
+    if not os.path.isdir(export_dir):
+        return []
+    return [int(name) for name in os.listdir(export_dir) if re.fullmatch(r"\d+", name)]
+
+
 def next_version(export_dir: str) -> int:
     """1 + the highest integer version directory in `export_dir` (1 when there is none)."""
-    if not os.path.isdir(export_dir):
-        return 1
-    versions = [int(name) for name in os.listdir(export_dir) if re.fullmatch(r"\d+", name)]
-    return max(versions, default=0) + 1
+    return max(versions(export_dir), default=0) + 1
 
 
 def warmup_requests(modalities, model_name: str, time: int = 8, seed: int = 0) -> list[bytes]:

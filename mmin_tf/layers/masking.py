@@ -3,11 +3,6 @@
 import tensorflow as tf
 
 
-def sequence_mask(lengths: tf.Tensor, max_length: tf.Tensor, dtype=tf.bool) -> tf.Tensor:
-    """`(batch, time)` mask that is True for the first `lengths[b]` steps of row `b`."""
-    return tf.sequence_mask(lengths, maxlen=max_length, dtype=dtype)
-
-
 def masked_max_over_time(values: tf.Tensor, valid_steps: tf.Tensor) -> tf.Tensor:
     """Max over the first `valid_steps[b]` time steps of each row.
 

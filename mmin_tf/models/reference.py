@@ -41,6 +41,14 @@ def dense_embeddings(embedder, inputs, availability, training=None):
 class ReferenceMMINTrainer(MMINTrainer):
     """`MMINTrainer` computing the step as the original code does (see the module docstring)."""
 
+    @classmethod
+    def like(cls, trainer: MMINTrainer) -> "ReferenceMMINTrainer":
+        """The reference step over `trainer`'s model, teacher, backward network and settings."""
+        return cls(
+            trainer.model, trainer.teacher, trainer.backward, trainer.loss_config,
+            clip_norm=trainer.clip_norm, finetune_encoders=trainer.finetune_encoders,
+        )
+
     def compute_losses(self, inputs, visible, availability, labels, training):
         student = dense_embeddings(self.model.embedder, inputs, availability, training)
         target = dense_embeddings(self.teacher, inputs, tf.logical_not(availability), training=False)

@@ -28,9 +28,23 @@ class _Trainer(keras.Model):
         self.model = model
         self.clip_norm = float(clip_norm)
         self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.trackers = {}  # loss term name -> Mean, beside the total
+        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
     def call(self, inputs, training=None):
         return self.model(inputs, training=training)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, *self.trackers.values(), self.accuracy]
+
+    def _logs(self, terms, labels, logits):
+        """Updates the trackers with a step's loss `terms` (`loss` and each tracked term) and returns the logs."""
+        self.loss_tracker.update_state(terms["loss"])
+        for name, tracker in self.trackers.items():
+            tracker.update_state(terms[name])
+        self.accuracy.update_state(labels, logits)
+        return {metric.name: metric.result() for metric in self.metrics}
 
     def networks(self):
         """The layers whose gradients are clipped together; override to add networks."""
@@ -69,11 +83,6 @@ class ClassifierTrainer(_Trainer):
 
     def __init__(self, model, clip_norm=0.5, **kwargs):
         super().__init__(model, clip_norm, **kwargs)
-        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.accuracy]
 
     def train_step(self, data):
         _, visible, _, labels = self._split_inputs(data)
@@ -81,9 +90,7 @@ class ClassifierTrainer(_Trainer):
             logits = self.model(visible, training=True)["logits"]
             loss = losses.classification_loss(labels, logits)
         self._apply_clipped_gradients(tape, loss)
-        self.loss_tracker.update_state(loss)
-        self.accuracy.update_state(labels, logits)
-        return {metric.name: metric.result() for metric in self.metrics}
+        return self._logs({"loss": loss}, labels, logits)
 
 
 class MMINTrainer(_Trainer):
@@ -117,24 +124,20 @@ class MMINTrainer(_Trainer):
         self.trackers = {
             name: keras.metrics.Mean(name=name) for name in ("ce_loss", "forward_loss", "backward_loss")
         }
-        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         modalities = self.model.modalities
         self.slot_sizes = [teacher.encoders[spec.name].output_size for spec in modalities]
         nothing = {}
         for spec in modalities:
             nothing[spec.name] = tf.zeros([1, 1, spec.feature_dim])
             nothing[spec.length_key] = tf.zeros([1], tf.int32)
-        # The frozen teacher's embedding of every modality missing: a constant (1, dim).
-        self.teacher_missing = tf.constant(teacher(nothing, training=False))
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, *self.trackers.values(), self.accuracy]
+        # The frozen teacher's embedding of every modality missing: a constant (1, dim), float32
+        # like the cached embeddings it is combined with, whatever the teacher computes in.
+        self.teacher_missing = tf.cast(teacher(nothing, training=False), tf.float32)
 
     def networks(self):
         networks = super().networks() + [self.model.imagination]
-        if self.backward is not None:
-            networks.append(self.backward)
+        if self.backward is not None and self.backward is not self.model.imagination:
+            networks.append(self.backward)  # a shared backward network is clipped once, with the forward
         return networks
 
     def teacher_targets(self, inputs, availability):
@@ -177,8 +180,4 @@ class MMINTrainer(_Trainer):
         with tf.GradientTape() as tape:
             terms, outputs = self.compute_losses(inputs, visible, availability, labels, training=True)
         self._apply_clipped_gradients(tape, terms["loss"])
-        self.loss_tracker.update_state(terms["loss"])
-        for name, tracker in self.trackers.items():
-            tracker.update_state(terms[name])
-        self.accuracy.update_state(labels, outputs["logits"])
-        return {metric.name: metric.result() for metric in self.metrics}
+        return self._logs(terms, labels, outputs["logits"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 from typing import Optional
 
 import kserve
@@ -18,13 +17,15 @@ import numpy as np
 import tensorflow as tf
 from kserve.errors import InvalidInput
 
+from mmin_tf.export import saved_model
+
 
 def latest_version(model_base_path: str) -> str:
     """The highest integer version directory under `model_base_path`, as TF Serving picks."""
-    versions = [int(name) for name in os.listdir(model_base_path) if re.fullmatch(r"\d+", name)] if os.path.isdir(model_base_path) else []
-    if not versions:
+    found = saved_model.versions(model_base_path)
+    if not found:
         raise FileNotFoundError(f"No SavedModel version directory (1, 2, ...) under {model_base_path!r}")
-    return os.path.join(model_base_path, str(max(versions)))
+    return os.path.join(model_base_path, str(max(found)))
 
 
 def _decode_strings(value):

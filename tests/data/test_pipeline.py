@@ -433,6 +433,8 @@ def test_evaluation_dataset_applies_condition_to_every_held_out_utterance_once(
         for inputs, labels, utterance_ids in dataset.as_numpy_iterator():
             assert sorted(inputs) == sorted(
                 key for spec in tiny_modalities for key in (spec.name, spec.length_key))
+            for name in masked:  # zero frames, padded to the shortest boundary only
+                assert inputs[name].shape[1] == batching.boundaries[name][0], (condition.name, name)
             for row, utterance_id in enumerate(utterance_ids):
                 original = originals[utterance_id.decode()]
                 assert labels[row] == original["label"]
@@ -471,3 +473,29 @@ def test_apply_availability_without_zeroing_only_sets_lengths():
     masked = pipeline.apply_availability(inputs, tf.constant([[True], [False]]), (spec,), zero_features=False)
     np.testing.assert_array_equal(masked["acoustic_length"].numpy(), [3, 0])
     np.testing.assert_array_equal(masked["acoustic"].numpy(), features.numpy())
+
+
+def _examples_with_ids(ids):
+    return tf.data.Dataset.from_tensor_slices({format_lib.UTTERANCE_ID: tf.constant(ids)})
+
+
+def test_attach_per_utterance_adds_each_utterances_value():
+    values = np.arange(6, dtype=np.float32).reshape(3, 2)
+    attached = pipeline.attach_per_utterance(_examples_with_ids(["c", "a"]), "extra", ["a", "b", "c"], values)
+
+    rows = {row[format_lib.UTTERANCE_ID].numpy().decode(): row["extra"].numpy() for row in attached}
+
+    np.testing.assert_array_equal(rows["a"], values[0])
+    np.testing.assert_array_equal(rows["c"], values[2])
+
+
+def test_attach_per_utterance_rejects_ids_and_values_of_different_lengths():
+    with pytest.raises(ValueError, match="2 ids but 3 values"):
+        pipeline.attach_per_utterance(_examples_with_ids(["a"]), "extra", ["a", "b"], np.zeros((3, 2), np.float32))
+
+
+def test_attach_per_utterance_names_an_utterance_without_a_value():
+    attached = pipeline.attach_per_utterance(_examples_with_ids(["a", "zz"]), "extra", ["a"], np.zeros((1, 2), np.float32))
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"No precomputed extra for utterance\] \[zz\]"):
+        list(attached)

@@ -28,7 +28,7 @@ def _normalization():
 def _trainers():
     teacher = construction.build_utterance_fusion(MODALITIES, 4, NO_DROPOUT, _normalization())
     ours = construction.build_mmin_trainer(teacher, 4, NO_DROPOUT, configs.LossConfig(), 1.0, True)
-    reference = ReferenceMMINTrainer(ours.model, ours.teacher, ours.backward, ours.loss_config)
+    reference = ReferenceMMINTrainer.like(ours)
     return ours, reference
 
 
@@ -58,3 +58,14 @@ def test_reference_teacher_ignores_the_cache():
     np.testing.assert_allclose(clean["loss"].numpy(), with_cache["loss"].numpy(), rtol=1e-6)
     polluted, _ = ours.compute_losses(wrong, visible, availability, labels, training=False)
     assert polluted["forward_loss"].numpy() > 10 * clean["forward_loss"].numpy()
+
+
+def test_like_keeps_the_trainers_networks_and_settings():
+    teacher = construction.build_utterance_fusion(MODALITIES, 4, NO_DROPOUT, _normalization())
+    ours = construction.build_mmin_trainer(teacher, 4, NO_DROPOUT, configs.LossConfig(), 0.3, False)
+
+    reference = ReferenceMMINTrainer.like(ours)
+
+    assert (reference.model, reference.teacher, reference.backward) == (ours.model, ours.teacher, ours.backward)
+    assert (reference.clip_norm, reference.finetune_encoders) == (0.3, False)
+    assert not reference.model.embedder.trainable

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from mmin_tf import configs, losses
-from mmin_tf.data.pipeline import AVAILABILITY, apply_availability
+from mmin_tf.data.pipeline import AVAILABILITY, TEACHER_EMBEDDING, apply_availability
 from mmin_tf.models import construction
 from mmin_tf.models.trainer import ClassifierTrainer
 from tests import tiny_runs
@@ -148,13 +148,30 @@ def test_classifier_trainer_hides_missing_modalities():
     assert out == pytest.approx(out_altered, rel=1e-6)
 
 
-def test_mmin_step_under_mixed_bfloat16():
+@pytest.mark.parametrize("cached_teacher", [False, True])
+def test_mmin_step_under_mixed_bfloat16(cached_teacher):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         trainer = _mmin_trainer()
         assert trainer.model.embedder.encoders["acoustic"].compute_dtype == "bfloat16"
-        logs = trainer.train_on_batch(*_batch(), return_dict=True)
+        inputs, labels = _batch()
+        if cached_teacher:  # as training attaches it: float32, whatever the teacher computes in
+            full = {key: value for key, value in inputs.items() if key != AVAILABILITY}
+            inputs[TEACHER_EMBEDDING] = tf.cast(trainer.teacher(full, training=False), tf.float32)
+        logs = trainer.train_on_batch(inputs, labels, return_dict=True)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     for name in ("loss", "ce_loss", "forward_loss", "backward_loss"):
         assert np.isfinite(logs[name]), name
+
+
+@pytest.mark.parametrize("kind, share", [
+    (configs.ModelKind.MMIN, False), (configs.ModelKind.MMIN, True), (configs.ModelKind.MMIN_NOCYCLE, False),
+])
+def test_clipping_groups_split_the_trained_variables_exactly_once(kind, share):
+    trainer = _mmin_trainer(kind=kind, share_autoencoders=share)
+
+    grouped = [id(v) for network in trainer.networks() for v in network.trainable_variables]
+
+    assert len(grouped) == len(set(grouped))  # no network clipped twice
+    assert set(grouped) == {id(v) for v in trainer.trainable_variables}
