@@ -219,11 +219,11 @@ def run_setting(name, spreads, args, peak):
             data=configs.DataConfig(data_dir=data_dir, fold="1", batch_size=args["batch_size"]),
             model=model_config, optimization=configs.MMIN_OPTIMIZATION,
         )
-        batching = batching_for(info, config)
+        batching = batching_for(info, config, fixed_shapes=args["jit_compile"])
         train = pipeline.read_fold_split(data_dir, info, "1", "train").cache()
         count = sum(1 for _ in train)
         modalities = info.modalities
-        cli.set_seed(args["seed"])
+        cli.set_seed(args["seed"], op_determinism=not args["jit_compile"])  # Keras refuses XLA otherwise
 
         # Baseline (also the teacher).
         teacher = construction.build_utterance_fusion(modalities, info.num_classes, model_config)

@@ -65,7 +65,18 @@ def parse_int_mapping(entries: Sequence[str], what: str) -> dict[str, int]:
     return mapping
 
 
-def set_seed(seed: int) -> None:
-    """Seeds Python, NumPy, TensorFlow and Keras and makes TF ops deterministic."""
+def set_seed(seed: int, op_determinism: bool = True) -> None:
+    """Seeds Python, NumPy, TensorFlow and Keras; makes TF ops deterministic (or not: see below).
+
+    Keras refuses XLA (`jit_compile=True` quietly becomes False) while op determinism is on, so
+    an XLA-compiled run passes `op_determinism=False`: XLA on CPU still gives the same result
+    for the same seed, some GPU kernels may not. The setting is process-wide; each call sets it.
+    """
     keras.utils.set_random_seed(seed)  # seeds `random`, NumPy and TensorFlow
-    tf.config.experimental.enable_op_determinism()
+    if op_determinism:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        # No public counterpart of `enable_op_determinism`; Keras reads this same module's flag.
+        from tensorflow.python.framework import config as framework_config
+
+        framework_config.disable_op_determinism()

@@ -65,7 +65,8 @@ class DataConfig:
         batch_size: utterances per batch (conditions expanded count as utterances).
         normalize: modalities normalized with the training split's per-dimension statistics
             (the original normalizes acoustic only).
-        bucket_by_length: group utterances of similar length and pad to a few fixed lengths.
+        bucket_by_length: batch utterances of similar acoustic length (`pipeline.Batching`'s
+            sorted windows); False: batches in shuffled order, as the original.
     """
 
     data_dir: str
@@ -213,7 +214,9 @@ class TrainConfig:
         pretrained_dir: a baseline run of the same fold and modalities (MMIN's teacher).
         selection_metric: validation metric for the best epoch.
         seed: initialisation, shuffling and condition draws.
-        jit_compile: XLA; None chooses (off on CPU, where it was measured slower).
+        jit_compile: XLA. None lets Keras choose, which with TF's op determinism on (every run
+            but an XLA one) is off; True compiles the step and turns op determinism off (Keras
+            refuses XLA with it), and batches then pad to fixed bucket lengths.
         mixed_precision: float16 compute on GPUs.
         profile_batch: (start, stop) batches traced for TensorBoard's profiler; None: off.
     """

@@ -33,7 +33,7 @@ _PRETRAINED_DIR = flags.DEFINE_string("pretrained_dir", None, "Baseline run of t
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling and condition draws.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Batch size.")
 _NORMALIZE = flags.DEFINE_list("normalize", ["acoustic"], "Modalities normalized with training-split statistics.")
-_BUCKET = flags.DEFINE_bool("bucket_by_length", True, "Group similar lengths and pad to a few fixed lengths.")
+_BUCKET = flags.DEFINE_bool("bucket_by_length", True, "Batches of similar acoustic lengths (sorted windows of 8 batches); off: batches in shuffled order, as the original.")
 # The trained model's optimization; unset values take the original scripts' (by --model).
 _EPOCHS = flags.DEFINE_integer("epochs", None, "Epochs at constant learning rate (niter).")
 _DECAY_EPOCHS = flags.DEFINE_integer("decay_epochs", None, "Epochs of linear decay (niter_decay).")
@@ -71,7 +71,7 @@ _FINETUNE = flags.DEFINE_bool("finetune_encoders", True, "Train MMIN's encoders 
 _SELECTION = flags.DEFINE_enum_class(
     "selection_metric", configs.SelectionMetric.UA, configs.SelectionMetric,
     "Validation metric of the best epoch (IEMOCAP: ua, MSP-IMPROV: f1).", case_sensitive=False)
-_JIT = flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA (auto: off on CPU).")
+_JIT = flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA (auto: off; true also turns TF op determinism off, which Keras requires for XLA).")
 _MIXED = flags.DEFINE_bool("mixed_precision", False, "bfloat16 compute (GPUs; slow on most CPUs).")
 _PROFILE = flags.DEFINE_list("profile_batch", [], "start,stop batches to trace for TensorBoard's profiler.")
 

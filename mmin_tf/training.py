@@ -65,8 +65,12 @@ def load_run_config(run_dir: str) -> dict:
         return json.load(f)
 
 
-def batching_for(info: format_lib.DatasetInfo, config: TrainConfig) -> pipeline.Batching:
-    """Length buckets from the dataset's statistics; the first LSTM modality groups batches."""
+def batching_for(info: format_lib.DatasetInfo, config: TrainConfig, *, fixed_shapes: bool = False) -> pipeline.Batching:
+    """Length buckets from the dataset's statistics; the first LSTM modality groups batches.
+
+    `fixed_shapes` pads every batch to the bucket boundaries (for an XLA-compiled step: few
+    shapes to compile); otherwise each batch pads to its longest sequence (fewest encoder steps).
+    """
     if not config.data.bucket_by_length:
         return pipeline.Batching(config.data.batch_size)
     minimum = {
@@ -79,6 +83,7 @@ def batching_for(info: format_lib.DatasetInfo, config: TrainConfig) -> pipeline.
         config.data.batch_size,
         boundaries=pipeline.length_boundaries(info, minimum),
         bucket_modality=lstm[0] if lstm else info.modalities[0].name,
+        pad_to_boundaries=fixed_shapes,
     )
 
 
@@ -250,7 +255,7 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
             pretrained_dir = teacher_run.output_dir
             run_training(teacher_run)
         teacher = load_teacher(pretrained_dir, config, info)
-    cli.set_seed(config.seed)
+    cli.set_seed(config.seed, op_determinism=not config.jit_compile)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     modalities = info.modalities
@@ -274,7 +279,7 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
         modalities_lib.parse_condition(config.matched_condition, modalities) if config.matched_condition else None
     )
     conditions = pipeline.training_conditions(config.resolved_condition_mode, modalities, matched)
-    batching = batching_for(info, config)
+    batching = batching_for(info, config, fixed_shapes=trainer.jit_compile)
     train_dataset = _training_dataset(config, splits["train"], modalities, conditions, batching, teacher)
     validation = {
         condition.name: pipeline.make_evaluation_dataset(splits["validation"], modalities, condition, batching)

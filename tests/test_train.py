@@ -275,3 +275,23 @@ def test_profile_batch_writes_a_profiler_trace(data_dir, tmp_path):
         if name.endswith(".xplane.pb")
     ]
     assert traces and all("plugins/profile" in path for path in traces)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_batches_pad_to_fixed_shapes_only_for_an_xla_step(data_dir, tmp_path, monkeypatch, jit_compile):
+    """XLA compiles once per shape: its batches pad to the bucket boundaries; otherwise to the longest."""
+    from mmin_tf import training
+
+    chosen = []
+    original = training.batching_for
+
+    def recording(info, config, **kwargs):
+        batching = original(info, config, **kwargs)
+        chosen.append(batching)
+        return batching
+
+    monkeypatch.setattr(training, "batching_for", recording)
+    metrics = run_training(tiny_runs.tiny_config(data_dir, tmp_path / "run", jit_compile=jit_compile))
+    _check_metrics(metrics, "baseline", missing_expected=False)
+    assert chosen and all(batching.pad_to_boundaries is jit_compile for batching in chosen)
+    assert all(batching.bucket_modality == "acoustic" and batching.boundaries for batching in chosen)  # grouped either way

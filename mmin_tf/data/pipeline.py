@@ -251,30 +251,36 @@ class Batching:
 
     Attributes:
         batch_size: examples per batch.
-        boundaries: modality name -> increasing padded lengths. A batch's padded length for a
-            modality is the smallest boundary >= its longest sequence, so the model sees a small,
-            fixed set of shapes (XLA compiles each once). Empty: pad to the batch's longest.
-        bucket_modality: examples are grouped by this modality's length (the costliest encoder's
-            input) before batching. None: no grouping (batches in input order).
+        bucket_modality: None: batches of `batch_size` examples in input order, each padded to
+            its longest sequence. A modality name: examples are grouped by that modality's length
+            (the costliest encoder's input): each window of `window_batches * batch_size`
+            consecutive examples is sorted by it and cut into `batch_size` batches, so every
+            batch is full (but the epoch's last) and holds sequences of similar length.
+        window_batches: batches per sorted window (with `bucket_modality`). Larger windows give
+            batches of more similar lengths.
+        boundaries: modality name -> increasing lengths, used with `pad_to_boundaries`.
+        pad_to_boundaries: True pads each modality of a batch to the smallest boundary >= its
+            longest sequence, so the model sees a small, fixed set of shapes (XLA compiles each
+            once); False pads to the batch's longest, the fewest padded steps for a step that is
+            not XLA-compiled. Modalities without boundaries always pad to the batch's longest.
     """
 
     batch_size: int
     boundaries: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
     bucket_modality: Optional[str] = None
+    pad_to_boundaries: bool = True
+    window_batches: int = 8
 
     def __post_init__(self):
         if self.batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1. Received: {self.batch_size}")
+        if self.window_batches < 1:
+            raise ValueError(f"`window_batches` must be >= 1. Received: {self.window_batches}")
         for name, values in self.boundaries.items():
             if not values or list(values) != sorted(set(values)) or values[0] < 1:
                 raise ValueError(
                     f"Boundaries of {name!r} must be increasing positive ints. Received: {values}"
                 )
-        if self.bucket_modality is not None and self.bucket_modality not in self.boundaries:
-            raise ValueError(
-                f"`bucket_modality` {self.bucket_modality!r} needs boundaries; "
-                f"have {sorted(self.boundaries)}"
-            )
 
 
 def length_boundaries(
@@ -318,14 +324,8 @@ def _batch(dataset: tf.data.Dataset, batching: Batching, modalities) -> tf.data.
     if batching.bucket_modality is None:
         dataset = dataset.padded_batch(batching.batch_size)
     else:
-        length_key = {spec.name: spec for spec in modalities}[batching.bucket_modality].length_key
-        edges = [edge + 1 for edge in batching.boundaries[batching.bucket_modality]]
-        dataset = dataset.bucket_by_sequence_length(
-            element_length_func=lambda inputs, *rest: inputs[length_key],
-            bucket_boundaries=edges,
-            bucket_batch_sizes=[batching.batch_size] * (len(edges) + 1),
-        )
-    if batching.boundaries:
+        dataset = _sorted_window_batches(dataset, batching, modalities)
+    if batching.boundaries and batching.pad_to_boundaries:
         dataset = dataset.map(
             lambda inputs, *rest: (_pad_to_boundaries(inputs, modalities, batching.boundaries),)
             + tuple(rest),
@@ -333,6 +333,31 @@ def _batch(dataset: tf.data.Dataset, batching: Batching, modalities) -> tf.data.
             deterministic=True,
         )
     return dataset
+
+
+def _sorted_window_batches(dataset: tf.data.Dataset, batching: Batching, modalities) -> tf.data.Dataset:
+    """Windows of `window_batches` batches, each sorted by `bucket_modality`'s length and cut
+    into batches padded to their longest sequence; batches come out in sorted order."""
+    size = batching.batch_size
+    length_key = {spec.name: spec for spec in modalities}[batching.bucket_modality].length_key
+
+    def batches_of_window(inputs, *rest):
+        # inputs: sequences are ragged `(window, None, feature_dim)`, the rest dense `(window, ...)`.
+        order = tf.argsort(inputs[length_key], stable=True)
+        starts = tf.range(0, tf.shape(order)[0], size)
+
+        def batch_at(start):
+            rows = order[start:start + size]
+            picked = {key: tf.gather(value, rows) for key, value in inputs.items()}
+            dense = {
+                key: value.to_tensor() if isinstance(value, tf.RaggedTensor) else value
+                for key, value in picked.items()
+            }
+            return (dense,) + tuple(tf.gather(value, rows) for value in rest)
+
+        return tf.data.Dataset.from_tensor_slices(starts).map(batch_at)
+
+    return dataset.ragged_batch(size * batching.window_batches).flat_map(batches_of_window)
 
 
 def make_training_dataset(
@@ -383,7 +408,10 @@ def make_training_dataset(
             )
         )
         dataset = dataset.shuffle(16384, seed=seed, reshuffle_each_iteration=True)
-    return _batch(dataset, batching, modalities).prefetch(AUTOTUNE)
+    dataset = _batch(dataset, batching, modalities)
+    if batching.bucket_modality is not None:  # sorted windows yield batches short to long
+        dataset = dataset.shuffle(batching.window_batches, seed=seed + 2, reshuffle_each_iteration=True)
+    return dataset.prefetch(AUTOTUNE)
 
 
 def make_evaluation_dataset(

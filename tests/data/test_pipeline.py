@@ -377,45 +377,86 @@ def test_length_boundaries(tiny_dataset):
     assert pipeline.length_boundaries(info, {"text": 40})["text"] == (40,)
 
 
+@pytest.mark.parametrize("pad_to_boundaries", [True, False])
 @pytest.mark.parametrize("derived", [True, False])
-def test_bucketing_pads_to_boundaries_and_truncates_nothing(
-    tiny_dataset, tiny_modalities, id_of, originals, derived
+def test_length_grouped_batches_are_full_sorted_padded_as_configured_and_truncate_nothing(
+    tiny_dataset, tiny_modalities, id_of, originals, derived, pad_to_boundaries
 ):
     _, info = tiny_dataset
     if derived:
         boundaries = pipeline.length_boundaries(info, {"text": 5})
     else:  # Short boundaries: longer sequences keep their own length; text pads to batch max.
         boundaries = {"acoustic": (16, 24), "visual": (8,)}
-    batching = Batching(batch_size=8, boundaries=boundaries, bucket_modality="acoustic")
+    batching = Batching(
+        batch_size=8, boundaries=boundaries, bucket_modality="acoustic", pad_to_boundaries=pad_to_boundaries,
+        window_batches=3,
+    )
     dataset, _ = _training_dataset(
         tiny_dataset, tiny_modalities, ConditionMode.ALL, batching, sample_one_condition=False
     )
 
-    count = 0
+    count, shorter, sizes = 0, False, []
     for inputs, labels in dataset.as_numpy_iterator():
         count += len(labels)
-        assert len(labels) <= 8
-        buckets = {_bucket(length, boundaries["acoustic"]) for length in inputs["acoustic_length"]}
-        assert len(buckets) == 1, inputs["acoustic_length"]  # grouped by acoustic length
+        sizes.append(len(labels))
+        lengths = inputs["acoustic_length"]
+        assert list(lengths) == sorted(lengths)  # each batch: a slice of a window sorted by length
         for spec in tiny_modalities:
             padded = inputs[spec.name].shape[1]
             longest = inputs[spec.length_key].max()
             assert longest <= padded
-            edges = boundaries.get(spec.name, ())
+            edges = boundaries.get(spec.name, ()) if pad_to_boundaries else ()
             if _bucket(longest, edges) < len(edges):
                 assert padded == edges[_bucket(longest, edges)], (spec.name, padded, longest)
             else:
                 assert padded == longest, (spec.name, padded, longest)
         # Row by row: valid frames are the original's (nothing truncated), padding is zero.
         _check_training_batch(inputs, labels, id_of, originals, tiny_modalities)
+        shorter |= any(inputs[spec.name].shape[1] < boundaries[spec.name][-1]
+                       for spec in tiny_modalities if spec.name in boundaries)
     assert count == 32 * 6
+    assert sizes == [8] * 24  # 192 examples: every batch full, none left over per length group
+    if not pad_to_boundaries:  # some batch pads below the last boundary (the check above is not vacuous)
+        assert shorter
+
+
+def test_length_grouped_windows_are_sorted_and_shuffled_by_batch(tiny_dataset, tiny_modalities):
+    data_dir, info = tiny_dataset
+    examples = pipeline.read_fold_split(data_dir, info, FOLD, "train").cache()  # 32 utterances
+    batching = Batching(batch_size=4, bucket_modality="acoustic", window_batches=4)
+    full = modalities_lib.full_condition(tiny_modalities)
+    # Evaluation keeps the windows' order: within each window of 16, batches run short to long.
+    evaluation = [inputs["acoustic_length"] for inputs, _, _ in
+                  pipeline.make_evaluation_dataset(examples, tiny_modalities, full, batching).as_numpy_iterator()]
+    assert [len(lengths) for lengths in evaluation] == [4] * 8
+    for window in (evaluation[:4], evaluation[4:]):
+        joined = np.concatenate(window)
+        assert list(joined) == sorted(joined)
+    assert np.concatenate(evaluation[:4]).max() > np.concatenate(evaluation[4:]).min()  # windows are not one sort
+
+    # Training shuffles the batches (seeded), so the step does not see lengths in order. One
+    # window holds the whole epoch here: unshuffled, its batches would run short to long.
+    one_window = Batching(batch_size=4, bucket_modality="acoustic", window_batches=8)
+
+    def epoch(seed):
+        dataset = pipeline.make_training_dataset(
+            examples, tiny_modalities, [full], one_window, sample_one_condition=True, seed=seed)
+        return [tuple(inputs["acoustic_length"]) for inputs, _ in dataset.as_numpy_iterator()]
+
+    first = epoch(0)
+    assert first == epoch(0)
+    assert [len(lengths) for lengths in first] == [4] * 8
+    maxima = [max(lengths) for lengths in first]
+    assert maxima != sorted(maxima)  # not short to long, as the window comes out
+    assert epoch(1) != first
 
 
 # Evaluation datasets.
 
 
+@pytest.mark.parametrize("pad_to_boundaries", [True, False])
 def test_evaluation_dataset_applies_condition_to_every_held_out_utterance_once(
-    tiny_dataset, tiny_modalities, folds, originals
+    tiny_dataset, tiny_modalities, folds, originals, pad_to_boundaries
 ):
     data_dir, info = tiny_dataset
     examples = pipeline.read_fold_split(data_dir, info, FOLD, "validation").concatenate(
@@ -423,7 +464,7 @@ def test_evaluation_dataset_applies_condition_to_every_held_out_utterance_once(
     expected = sorted(folds[FOLD]["validation"] + folds[FOLD]["test"])
     batching = Batching(
         batch_size=3, boundaries=pipeline.length_boundaries(info, {"text": 5}),
-        bucket_modality="acoustic",
+        bucket_modality="acoustic", pad_to_boundaries=pad_to_boundaries,
     )
 
     for condition in modalities_lib.evaluation_conditions(tiny_modalities):
@@ -433,8 +474,9 @@ def test_evaluation_dataset_applies_condition_to_every_held_out_utterance_once(
         for inputs, labels, utterance_ids in dataset.as_numpy_iterator():
             assert sorted(inputs) == sorted(
                 key for spec in tiny_modalities for key in (spec.name, spec.length_key))
-            for name in masked:  # zero frames, padded to the shortest boundary only
-                assert inputs[name].shape[1] == batching.boundaries[name][0], (condition.name, name)
+            for name in masked:  # zero frames, padded to the shortest boundary only, or not at all
+                expected_length = batching.boundaries[name][0] if pad_to_boundaries else 0
+                assert inputs[name].shape[1] == expected_length, (condition.name, name)
             for row, utterance_id in enumerate(utterance_ids):
                 original = originals[utterance_id.decode()]
                 assert labels[row] == original["label"]
@@ -455,10 +497,8 @@ def test_evaluation_dataset_applies_condition_to_every_held_out_utterance_once(
         ({"batch_size": 2, "boundaries": {"acoustic": (16, 8)}}, r"Received: \(16, 8\)"),
         ({"batch_size": 2, "boundaries": {"visual": (8, 8)}}, r"'visual'.*Received: \(8, 8\)"),
         ({"batch_size": 2, "boundaries": {"text": (0, 8)}}, r"'text'.*Received: \(0, 8\)"),
-        ({"batch_size": 2, "boundaries": {"text": (8,)}, "bucket_modality": "acoustic"},
-         r"`bucket_modality` 'acoustic' needs boundaries; have \['text'\]"),
-        ({"batch_size": 2, "bucket_modality": "acoustic"},
-         r"'acoustic' needs boundaries; have \[\]"),
+        ({"batch_size": 2, "bucket_modality": "acoustic", "window_batches": 0},
+         r"`window_batches` must be >= 1. Received: 0"),
     ],
 )
 def test_batching_validation(kwargs, match):
