@@ -69,8 +69,9 @@ def set_seed(seed: int, op_determinism: bool = True) -> None:
     """Seeds Python, NumPy, TensorFlow and Keras; makes TF ops deterministic (or not: see below).
 
     Keras refuses XLA (`jit_compile=True` quietly becomes False) while op determinism is on, so
-    an XLA-compiled run passes `op_determinism=False`: XLA on CPU still gives the same result
-    for the same seed, some GPU kernels may not. The setting is process-wide; each call sets it.
+    an XLA-compiled run passes `op_determinism=False` (on CPU two XLA runs of a tiny MMIN with
+    the same seed still matched; GPU kernels may not). The setting is process-wide; each call
+    sets it.
     """
     keras.utils.set_random_seed(seed)  # seeds `random`, NumPy and TensorFlow
     if op_determinism:

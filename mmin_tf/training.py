@@ -66,10 +66,11 @@ def load_run_config(run_dir: str) -> dict:
 
 
 def batching_for(info: format_lib.DatasetInfo, config: TrainConfig, *, fixed_shapes: bool = False) -> pipeline.Batching:
-    """Length buckets from the dataset's statistics; the first LSTM modality groups batches.
+    """Batches grouped by the first LSTM modality's length (`Batching`'s sorted windows).
 
-    `fixed_shapes` pads every batch to the bucket boundaries (for an XLA-compiled step: few
-    shapes to compile); otherwise each batch pads to its longest sequence (fewest encoder steps).
+    `fixed_shapes` pads every batch to length boundaries from the dataset's quantiles (for an
+    XLA-compiled step: few shapes to compile); otherwise each batch pads to its longest sequence
+    (fewest encoder steps).
     """
     if not config.data.bucket_by_length:
         return pipeline.Batching(config.data.batch_size)
