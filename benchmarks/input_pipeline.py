@@ -96,7 +96,7 @@ def main(argv):
         print(f"input_pipeline stage=write utterances_per_second={num_utterances / seconds:.1f} "
               f"seconds={seconds:.2f}")
         # As `training.batching_for` for a step without XLA: sorted windows, no boundary padding.
-        batching = pipeline.Batching(_BATCH_SIZE.value, bucket_modality="acoustic", pad_to_boundaries=False)
+        batching = pipeline.Batching(_BATCH_SIZE.value, bucket_modality="acoustic")
         for mode in (pipeline.ConditionMode.RANDOM, pipeline.ConditionMode.ALL):
             examples = pipeline.read_fold_split(data_dir, info, FOLD, "train").cache()
             dataset = pipeline.make_training_dataset(

@@ -74,17 +74,18 @@ def batching_for(info: format_lib.DatasetInfo, config: TrainConfig, *, fixed_sha
     """
     if not config.data.bucket_by_length:
         return pipeline.Batching(config.data.batch_size)
-    minimum = {
-        spec.name: max(config.model.text_cnn_kernel_sizes)
-        for spec in info.modalities
-        if spec.encoder is modalities_lib.EncoderKind.TEXT_CNN
-    }
+    boundaries = {}
+    if fixed_shapes:
+        minimum = {
+            spec.name: max(config.model.text_cnn_kernel_sizes)
+            for spec in info.modalities
+            if spec.encoder is modalities_lib.EncoderKind.TEXT_CNN
+        }
+        boundaries = pipeline.length_boundaries(info, minimum)
     lstm = [spec.name for spec in info.modalities if spec.encoder is modalities_lib.EncoderKind.LSTM]
     return pipeline.Batching(
-        config.data.batch_size,
-        boundaries=pipeline.length_boundaries(info, minimum),
+        config.data.batch_size, boundaries=boundaries,
         bucket_modality=lstm[0] if lstm else info.modalities[0].name,
-        pad_to_boundaries=fixed_shapes,
     )
 
 

@@ -293,5 +293,5 @@ def test_batches_pad_to_fixed_shapes_only_for_an_xla_step(data_dir, tmp_path, mo
     monkeypatch.setattr(training, "batching_for", recording)
     metrics = run_training(tiny_runs.tiny_config(data_dir, tmp_path / "run", jit_compile=jit_compile))
     _check_metrics(metrics, "baseline", missing_expected=False)
-    assert chosen and all(batching.pad_to_boundaries is jit_compile for batching in chosen)
-    assert all(batching.bucket_modality == "acoustic" and batching.boundaries for batching in chosen)  # grouped either way
+    assert chosen and all(bool(batching.boundaries) is jit_compile for batching in chosen)
+    assert all(batching.bucket_modality == "acoustic" for batching in chosen)  # grouped either way

@@ -258,17 +258,15 @@ class Batching:
             batch is full (but the epoch's last) and holds sequences of similar length.
         window_batches: batches per sorted window (with `bucket_modality`). Larger windows give
             batches of more similar lengths.
-        boundaries: modality name -> increasing lengths, used with `pad_to_boundaries`.
-        pad_to_boundaries: True pads each modality of a batch to the smallest boundary >= its
-            longest sequence, so the model sees a small, fixed set of shapes (XLA compiles each
-            once); False pads to the batch's longest, the fewest padded steps for a step that is
-            not XLA-compiled. Modalities without boundaries always pad to the batch's longest.
+        boundaries: modality name -> increasing lengths. A batch pads such a modality to the
+            smallest boundary >= its longest sequence, so the model sees a small, fixed set of
+            shapes (XLA compiles each once). Modalities without boundaries (all, by default) pad
+            to the batch's longest: the fewest padded steps, for a step that is not XLA-compiled.
     """
 
     batch_size: int
     boundaries: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
     bucket_modality: Optional[str] = None
-    pad_to_boundaries: bool = True
     window_batches: int = 8
 
     def __post_init__(self):
@@ -319,13 +317,16 @@ def _pad_to_boundaries(inputs, modalities, boundaries):
     return padded
 
 
-def _batch(dataset: tf.data.Dataset, batching: Batching, modalities) -> tf.data.Dataset:
-    """Batches `(inputs, ...)` elements as `batching` says (see `Batching`)."""
+def _batch(dataset: tf.data.Dataset, batching: Batching, modalities, shuffle_seed=None) -> tf.data.Dataset:
+    """Batches `(inputs, ...)` elements as `batching` says (see `Batching`); with a
+    `shuffle_seed`, length-grouped batches come out in a shuffled (seeded) order."""
     if batching.bucket_modality is None:
         dataset = dataset.padded_batch(batching.batch_size)
     else:
         dataset = _sorted_window_batches(dataset, batching, modalities)
-    if batching.boundaries and batching.pad_to_boundaries:
+        if shuffle_seed is not None:  # a window's batches come out short to long
+            dataset = dataset.shuffle(batching.window_batches, seed=shuffle_seed, reshuffle_each_iteration=True)
+    if batching.boundaries:
         dataset = dataset.map(
             lambda inputs, *rest: (_pad_to_boundaries(inputs, modalities, batching.boundaries),)
             + tuple(rest),
@@ -408,10 +409,7 @@ def make_training_dataset(
             )
         )
         dataset = dataset.shuffle(16384, seed=seed, reshuffle_each_iteration=True)
-    dataset = _batch(dataset, batching, modalities)
-    if batching.bucket_modality is not None:  # sorted windows yield batches short to long
-        dataset = dataset.shuffle(batching.window_batches, seed=seed + 2, reshuffle_each_iteration=True)
-    return dataset.prefetch(AUTOTUNE)
+    return _batch(dataset, batching, modalities, shuffle_seed=seed + 2).prefetch(AUTOTUNE)
 
 
 def make_evaluation_dataset(

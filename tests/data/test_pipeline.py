@@ -388,7 +388,7 @@ def test_length_grouped_batches_are_full_sorted_padded_as_configured_and_truncat
     else:  # Short boundaries: longer sequences keep their own length; text pads to batch max.
         boundaries = {"acoustic": (16, 24), "visual": (8,)}
     batching = Batching(
-        batch_size=8, boundaries=boundaries, bucket_modality="acoustic", pad_to_boundaries=pad_to_boundaries,
+        batch_size=8, boundaries=boundaries if pad_to_boundaries else {}, bucket_modality="acoustic",
         window_batches=3,
     )
     dataset, _ = _training_dataset(
@@ -462,9 +462,9 @@ def test_evaluation_dataset_applies_condition_to_every_held_out_utterance_once(
     examples = pipeline.read_fold_split(data_dir, info, FOLD, "validation").concatenate(
         pipeline.read_fold_split(data_dir, info, FOLD, "test")).cache()
     expected = sorted(folds[FOLD]["validation"] + folds[FOLD]["test"])
+    boundaries = pipeline.length_boundaries(info, {"text": 5})
     batching = Batching(
-        batch_size=3, boundaries=pipeline.length_boundaries(info, {"text": 5}),
-        bucket_modality="acoustic", pad_to_boundaries=pad_to_boundaries,
+        batch_size=3, boundaries=boundaries if pad_to_boundaries else {}, bucket_modality="acoustic",
     )
 
     for condition in modalities_lib.evaluation_conditions(tiny_modalities):
@@ -475,7 +475,7 @@ def test_evaluation_dataset_applies_condition_to_every_held_out_utterance_once(
             assert sorted(inputs) == sorted(
                 key for spec in tiny_modalities for key in (spec.name, spec.length_key))
             for name in masked:  # zero frames, padded to the shortest boundary only, or not at all
-                expected_length = batching.boundaries[name][0] if pad_to_boundaries else 0
+                expected_length = boundaries[name][0] if pad_to_boundaries else 0
                 assert inputs[name].shape[1] == expected_length, (condition.name, name)
             for row, utterance_id in enumerate(utterance_ids):
                 original = originals[utterance_id.decode()]
