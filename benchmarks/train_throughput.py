@@ -18,10 +18,17 @@ those, sigma 0.35, correlated across an utterance's modalities as its duration d
   mmin_unbucketed (variable lengths only)  MMINTrainer on the reference's batches: separates what
              length bucketing buys from what skipping the encoders' work buys.
 
-and prints utterances/second per epoch after the first (which traces), the process's peak
-resident memory, the time split of one MMIN step (encoders / imagination + classifier /
-optimizer and the rest), analytic FLOPs per training utterance and the fraction of this machine's
-peak they reach (peak = a large float32 matmul measured in the same run). The last line is
+and prints utterances/second per epoch in steady state, the process's peak resident memory (and the
+GPU allocator's peak), the time split of one MMIN step (encoders / imagination + classifier /
+optimizer and the rest) beside the reference's whole step, each input pipeline's time for one epoch
+on its own, analytic FLOPs per training utterance and the fraction of this machine's peak they reach
+(peak = a large float32 matmul measured in the same run).
+
+Training feeds each model as `mmin_tf.train` does: one dataset repeats epoch after epoch, so the next
+epoch's first batches are prepared while the current epoch's last ones train. After a warm-up epoch
+per model (tracing), each round fits every model for two epochs and times the second: the first
+carries the iterator start-up that every `fit` call has, a training run has it once. Rounds
+alternate the models, so that load changes on this shared machine hit all alike. The last line is
 `speedup_vs_reference=<mmin utterances/s / reference utterances/s>`, the smaller of the settings
 run (with `--quick`: the fixed shapes).
 """
@@ -50,7 +57,7 @@ from mmin_tf.training import batching_for, teacher_embeddings  # noqa: E402
 
 _QUICK = flags.DEFINE_bool("quick", False, "Small data and one setting: about a minute.")
 _SEED = flags.DEFINE_integer("seed", 0, "Data and initialisation seed.")
-_EPOCHS = flags.DEFINE_integer("epochs", 4, "Epochs per model (the first is warm-up).")
+_ROUNDS = flags.DEFINE_integer("rounds", 3, "Timed epochs per model (one per round; see above).")
 _TRAIN_UTTERANCES = flags.DEFINE_integer("train_utterances", 600, "Training utterances (fold 1).")
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Batch size.")
 _LENGTH_SPREAD = flags.DEFINE_float(
@@ -60,6 +67,10 @@ _DURATION_SPREAD = flags.DEFINE_float(
     "`iemocap` setting: log-normal sigma of the utterance's duration, shared by its modalities "
     "(with the default 0.12 each length has sigma 0.35, log-lengths correlate 0.88).")
 _JIT = flags.DEFINE_bool("jit_compile", False, "Compile the baseline and MMIN steps with XLA (the reference never).")
+_OP_DETERMINISM = flags.DEFINE_bool(
+    "op_determinism", True,
+    "Deterministic TF ops, as `mmin_tf.train` runs (always off with --jit_compile). On GPUs this "
+    "places scatter ops on the CPU.")
 
 
 def dataset(directory, train_utterances, spreads, seed):
@@ -89,18 +100,36 @@ class EpochTimes(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def fit(trainer, data, epochs, count):
+def timed_epoch(trainer, data, steps_per_epoch):
+    """Seconds of the second of two epochs of one `fit` (the first starts the iterator)."""
     times = EpochTimes()
-    trainer.fit(data, epochs=epochs, callbacks=[times], verbose=0)
-    rates = [count / seconds for seconds in times.seconds[1:]]
-    return rates
+    trainer.fit(data, epochs=2, steps_per_epoch=steps_per_epoch, callbacks=[times], verbose=0)
+    return times.seconds[1]
+
+
+def pipeline_epoch_seconds(data, steps_per_epoch):
+    """(first batch, whole epoch) seconds of iterating one epoch of `data` alone, from a fresh iterator."""
+    start = time.perf_counter()
+    iterator = iter(data)
+    next(iterator)
+    first = time.perf_counter() - start
+    for _ in range(steps_per_epoch - 1):
+        next(iterator)
+    return first, time.perf_counter() - start
 
 
 def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def matmul_peak_flops(size=2048, repeats=20):
+def peak_gpu_mib():
+    """Peak bytes TensorFlow's allocator held on the first GPU, in MiB (None without a GPU)."""
+    if not tf.config.list_physical_devices("GPU"):
+        return None
+    return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+
+
+def matmul_peak_flops(size, repeats=20):
     a = tf.random.normal([size, size])
     b = tf.random.normal([size, size])
     multiply = tf.function(lambda x, y: tf.matmul(x, y))
@@ -193,23 +222,27 @@ def time_split(trainer, batch, repeats):
             total += tf.reduce_sum(trainer.backward(imagined["reconstruction"])["reconstruction"])
         return tape.gradient(total, head_variables)
 
-    step = tf.function(lambda: trainer.train_step((inputs, labels)))
-
-    def median(function):
-        function()
-        samples = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, function())
-            samples.append(time.perf_counter() - start)
-        return statistics.median(samples)
-
-    encoder_time, head_time, step_time = median(encoders), median(heads), median(step)
+    encoder_time, head_time = median_seconds(encoders, repeats), median_seconds(heads, repeats)
+    step_time = step_seconds(trainer, batch, repeats)
     return encoder_time, head_time, max(step_time - encoder_time - head_time, 0.0), step_time
 
 
+def step_seconds(trainer, batch, repeats):
+    """Median seconds of one training step (forward, backward, update) on `batch`."""
+    return median_seconds(tf.function(lambda: trainer.train_step(batch)), repeats)
+
+
+def median_seconds(function, repeats):
+    function()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, function())
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
 def run_setting(name, spreads, args, peak):
-    epochs = args["epochs"]
     with tempfile.TemporaryDirectory() as directory:
         data_dir = os.path.join(directory, "data")
         info = dataset(data_dir, args["train_utterances"], spreads, args["seed"])
@@ -223,33 +256,36 @@ def run_setting(name, spreads, args, peak):
         train = pipeline.read_fold_split(data_dir, info, "1", "train").cache()
         count = sum(1 for _ in train)
         modalities = info.modalities
-        cli.set_seed(args["seed"], op_determinism=not args["jit_compile"])  # Keras refuses XLA otherwise
+        # Keras refuses XLA under op determinism.
+        cli.set_seed(args["seed"], op_determinism=args["op_determinism"] and not args["jit_compile"])
 
         # Baseline (also the teacher).
         teacher = construction.build_utterance_fusion(modalities, info.num_classes, model_config)
         baseline = ClassifierTrainer(teacher, clip_norm=0.5)
         baseline.compile(optimizer=keras.optimizers.Adam(2e-4), jit_compile=args["jit_compile"])
         full = pipeline.training_conditions(pipeline.ConditionMode.FULL, modalities)
-        full_data = pipeline.make_training_dataset(train, modalities, full, batching,
-                                                   sample_one_condition=False, seed=args["seed"])
-        baseline_rates = fit(baseline, full_data, epochs, count)
-        report(name, "baseline", baseline_rates)
+        full_data = pipeline.repeat_epochs(pipeline.make_training_dataset(
+            train, modalities, full, batching, sample_one_condition=False, seed=args["seed"]))
+        full_steps = pipeline.training_steps_per_epoch(count, len(full), batching, sample_one_condition=False)
+        baseline.fit(full_data, epochs=1, steps_per_epoch=full_steps, verbose=0)  # warm-up: tracing
+        report(name, "baseline", [count / timed_epoch(baseline, full_data, full_steps) for _ in range(args["rounds"])])
 
         missing = pipeline.training_conditions(pipeline.ConditionMode.RANDOM, modalities)
+        steps = pipeline.training_steps_per_epoch(count, len(missing), batching, sample_one_condition=True)
         start = time.perf_counter()
         ids, values = teacher_embeddings(teacher.embedder, train, modalities, batching)
         cache_seconds = time.perf_counter() - start
         cached = pipeline.attach_per_utterance(train, pipeline.TEACHER_EMBEDDING, ids, values).cache()
-        ours_data = pipeline.make_training_dataset(
+        ours_data = pipeline.repeat_epochs(pipeline.make_training_dataset(
             cached, modalities, missing, batching, sample_one_condition=True, seed=args["seed"],
-            extra_keys=(pipeline.TEACHER_EMBEDDING,))
+            extra_keys=(pipeline.TEACHER_EMBEDDING,)))
         # The original draws batches at random and pads each to its longest utterance.
         unbucketed = pipeline.Batching(args["batch_size"])
-        reference_data = pipeline.make_training_dataset(
-            train, modalities, missing, unbucketed, sample_one_condition=True, seed=args["seed"])
-        unbucketed_data = pipeline.make_training_dataset(
+        reference_data = pipeline.repeat_epochs(pipeline.make_training_dataset(
+            train, modalities, missing, unbucketed, sample_one_condition=True, seed=args["seed"]))
+        unbucketed_data = pipeline.repeat_epochs(pipeline.make_training_dataset(
             cached, modalities, missing, unbucketed, sample_one_condition=True, seed=args["seed"],
-            extra_keys=(pipeline.TEACHER_EMBEDDING,))
+            extra_keys=(pipeline.TEACHER_EMBEDDING,)))
 
         def mmin_trainer(reference=False):
             trainer = construction.build_mmin_trainer(
@@ -263,41 +299,42 @@ def run_setting(name, spreads, args, peak):
         runs = {"mmin": (mmin_trainer(), ours_data), "reference": (mmin_trainer(reference=True), reference_data)}
         if any(spreads):  # with equal lengths, bucketing changes nothing
             runs["mmin_unbucketed"] = (mmin_trainer(), unbucketed_data)
-        ours = runs["mmin"][0]
-        # Warm-up epochs (tracing), then alternate epochs of the steps so that load changes on
-        # this shared machine hit all alike.
-        for trainer, data in runs.values():
-            _one_epoch(trainer, data)
+        ours, reference = runs["mmin"][0], runs["reference"][0]
+        for trainer, data in runs.values():  # warm-up: tracing
+            trainer.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
         rates = {label: [] for label in runs}
-        for _ in range(epochs - 1):
+        for _ in range(args["rounds"]):
             for label, (trainer, data) in runs.items():
-                rates[label].append(count / _one_epoch(trainer, data))
+                rates[label].append(count / timed_epoch(trainer, data, steps))
         for label in runs:
             report(name, label, rates[label], f"teacher_cache_seconds={cache_seconds:.2f}" if label == "mmin" else "")
 
-        split = time_split(ours, next(iter(ours_data)), repeats=5 if args["quick"] else 10)
+        repeats = 5 if args["quick"] else 10
+        split = time_split(ours, next(iter(ours_data)), repeats)
         print(f"train_split setting={name} model=mmin encoders_ms={split[0] * 1e3:.1f} "
               f"imagination_classifier_ms={split[1] * 1e3:.1f} optimizer_and_rest_ms={split[2] * 1e3:.1f} "
               f"step_ms={split[3] * 1e3:.1f}")
+        print(f"train_split setting={name} model=reference "
+              f"step_ms={step_seconds(reference, next(iter(reference_data)), repeats) * 1e3:.1f}")
+        for label, (_, data) in runs.items():
+            first, whole = pipeline_epoch_seconds(data, steps)
+            print(f"input_pipeline setting={name} model={label} first_batch_s={first:.3f} epoch_s={whole:.3f}")
         flops = {
-            "mmin": epoch_flops_per_utterance(ours_data, modalities, model_config, dense=False),
-            "reference": epoch_flops_per_utterance(reference_data, modalities, model_config, dense=True),
+            "mmin": epoch_flops_per_utterance(ours_data.take(steps), modalities, model_config, dense=False),
+            "reference": epoch_flops_per_utterance(reference_data.take(steps), modalities, model_config, dense=True),
         }
         if "mmin_unbucketed" in runs:
-            flops["mmin_unbucketed"] = epoch_flops_per_utterance(unbucketed_data, modalities, model_config, dense=False)
+            flops["mmin_unbucketed"] = epoch_flops_per_utterance(
+                unbucketed_data.take(steps), modalities, model_config, dense=False)
         for label, value in flops.items():
             rate = statistics.median(rates[label])
             print(f"train_flops setting={name} model={label} gflops_per_utterance={value / 1e9:.3f} "
                   f"achieved_gflops_per_second={value * rate / 1e9:.1f} fraction_of_matmul_peak={value * rate / peak:.3f}")
-        print(f"train_memory setting={name} peak_rss_mib={peak_rss_mib():.0f}")
+        gpu = peak_gpu_mib()
+        print(f"train_memory setting={name} peak_rss_mib={peak_rss_mib():.0f}"
+              + ("" if gpu is None else f" peak_gpu_mib={gpu:.0f}"))
         return {label: statistics.median(rates[label]) / statistics.median(rates["reference"])
                 for label in rates if label != "reference"}
-
-
-def _one_epoch(trainer, data):
-    start = time.perf_counter()
-    trainer.fit(data, epochs=1, verbose=0)
-    return time.perf_counter() - start
 
 
 def report(setting, model, rates, extra=""):
@@ -311,15 +348,19 @@ def main(argv):
     quick = _QUICK.value
     args = {
         "quick": quick,
-        "epochs": 2 if quick else max(2, _EPOCHS.value),
+        "rounds": 1 if quick else max(1, _ROUNDS.value),
         "train_utterances": 256 if quick else _TRAIN_UTTERANCES.value,
         "batch_size": _BATCH.value,
         "seed": _SEED.value,
         "jit_compile": _JIT.value,
+        "op_determinism": _OP_DETERMINISM.value,
     }
+    gpus = tf.config.list_physical_devices("GPU")
+    names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
     print(f"machine cpus={os.cpu_count()} load_average={os.getloadavg()[0]:.2f} tensorflow={tf.__version__} "
-          f"jit_compile={_JIT.value}")
-    peak = matmul_peak_flops()
+          f"gpus={','.join(names) or 'none'} tf32={tf.config.experimental.tensor_float_32_execution_enabled()} jit_compile={_JIT.value} op_determinism={_OP_DETERMINISM.value}")
+    # Large enough that one product runs well past launch overhead on a GPU.
+    peak = matmul_peak_flops(8192 if gpus else 2048)
     print(f"matmul_peak_gflops_per_second={peak / 1e9:.1f}")
     variable = (_LENGTH_SPREAD.value, _DURATION_SPREAD.value)
     settings = [("fixed", (0.0, 0.0))] if quick else [("iemocap", variable), ("fixed", (0.0, 0.0))]

@@ -187,16 +187,15 @@ def _compiled_trainer(config: TrainConfig, info, teacher, normalization) -> kera
     return trainer
 
 
-def _training_dataset(config: TrainConfig, examples, modalities, conditions, batching, teacher):
-    """Training batches; for MMIN they carry the frozen teacher's embeddings, computed once."""
+def _training_dataset(config: TrainConfig, examples, modalities, conditions, batching, teacher, sample_one_condition):
+    """One epoch of training batches; for MMIN they carry the frozen teacher's embeddings, computed once."""
     extra_keys = ()
     if teacher is not None:
         ids, embeddings = teacher_embeddings(teacher.embedder, examples, modalities, batching)
         examples = pipeline.attach_per_utterance(examples, pipeline.TEACHER_EMBEDDING, ids, embeddings).cache()
         extra_keys = (pipeline.TEACHER_EMBEDDING,)
     return pipeline.make_training_dataset(
-        examples, modalities, conditions, batching,
-        sample_one_condition=config.resolved_condition_mode is pipeline.ConditionMode.RANDOM,
+        examples, modalities, conditions, batching, sample_one_condition=sample_one_condition,
         seed=config.seed, extra_keys=extra_keys,
     )
 
@@ -282,13 +281,21 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
     )
     conditions = pipeline.training_conditions(config.resolved_condition_mode, modalities, matched)
     batching = batching_for(info, config, fixed_shapes=trainer.jit_compile)
-    train_dataset = _training_dataset(config, splits["train"], modalities, conditions, batching, teacher)
+    sample_one_condition = config.resolved_condition_mode is pipeline.ConditionMode.RANDOM
+    train_dataset = _training_dataset(
+        config, splits["train"], modalities, conditions, batching, teacher, sample_one_condition)
+    # Counted, not taken from the dataset's info: a wrong count would shift every epoch's boundary.
+    steps_per_epoch = pipeline.training_steps_per_epoch(
+        int(splits["train"].reduce(0, lambda count, _: count + 1)), len(conditions), batching,
+        sample_one_condition=sample_one_condition,
+    )
     validation = {
         condition.name: pipeline.make_evaluation_dataset(splits["validation"], modalities, condition, batching)
         for condition in modalities_lib.evaluation_conditions(modalities)
     }
 
     trainer(next(iter(train_dataset))[0])  # build eagerly before any restore
+    train_dataset = pipeline.repeat_epochs(train_dataset)
     best_path = os.path.join(config.output_dir, BEST_MODEL)
     backup_dir = os.path.join(config.output_dir, "backup")
     if not os.path.exists(backup_dir):  # a fresh start: forget any earlier run's best epoch
@@ -311,10 +318,9 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
         *extra_callbacks,
     ]
     with warnings.catch_warnings():
-        # Bucketed datasets have no known length, so Keras warns at the end of every epoch.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
         warnings.filterwarnings("ignore", message=".*shuffle=True. was passed")
-        trainer.fit(train_dataset, epochs=optimization.total_epochs, callbacks=callbacks, verbose=2)
+        trainer.fit(train_dataset, epochs=optimization.total_epochs, steps_per_epoch=steps_per_epoch,
+                    callbacks=callbacks, verbose=2)
 
     result = write_test_metrics(
         keras.saving.load_model(best_path), config, info, splits["test"], batching,

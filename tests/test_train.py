@@ -1,6 +1,7 @@
 """End-to-end tests of `python -m mmin_tf.train` and of resuming a run."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from absl.testing import flagsaver
 
 from mmin_tf import configs, train
 from mmin_tf import modalities as modalities_lib
+from mmin_tf.data import format as format_lib
+from mmin_tf.data import pipeline
 from mmin_tf.training import RunError, run_training
 from tests import tiny_runs
 
@@ -143,6 +146,35 @@ def test_interrupted_run_resumes_after_last_finished_epoch(data_dir, baseline_di
     again = _RecordEpochs()
     assert run_training(config, extra_callbacks=[again]) == metrics
     assert again.epochs == []
+
+
+class _RecordBatches(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.append(0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches[-1] += 1
+
+
+@pytest.mark.parametrize("kind", [configs.ModelKind.AUGMENTED, configs.ModelKind.MMIN])
+def test_one_iterator_serves_every_epoch_with_exact_epoch_lengths(data_dir, baseline_dir, tmp_path, kind):
+    """The training dataset repeats and `fit` is told each epoch's length (so the next epoch's
+    batches are prepared during this one's last steps, and no epoch boundary shifts)."""
+    extra = {"pretrained_dir": baseline_dir} if kind.is_mmin else {}
+    config = tiny_runs.tiny_config(data_dir, tmp_path / "run", kind=kind, **extra)
+    record = _RecordBatches()
+    run_training(config, extra_callbacks=[record])
+    conditions = pipeline.training_conditions(config.resolved_condition_mode, tiny_runs.MODALITIES)
+    utterances = sum(format_lib.load_info(data_dir).fold_counts["1"]["train"].values())
+    # Augmented: every utterance under all 7 conditions; MMIN: one drawn condition per utterance.
+    per_utterance = 1 if kind.is_mmin else len(conditions)
+    expected = math.ceil(utterances * per_utterance / 16)
+    assert record.params["steps"] == expected  # None for a dataset that ends without a known length
+    assert record.batches == [expected] * config.optimization.total_epochs
 
 
 def test_same_seed_same_result(data_dir, tmp_path):

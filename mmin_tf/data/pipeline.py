@@ -412,6 +412,33 @@ def make_training_dataset(
     return _batch(dataset, batching, modalities, shuffle_seed=seed + 2).prefetch(AUTOTUNE)
 
 
+def repeat_epochs(one_epoch: tf.data.Dataset) -> tf.data.Dataset:
+    """`one_epoch` (a `make_training_dataset`) epoch after epoch without end: the same batches as
+    fresh iterations of it would give, continuing after those already iterated.
+
+    One iterator then serves a whole `fit`, and the next epoch's first batches are prepared
+    while the current epoch's last ones train (a sorted window is complete only once all its
+    examples are read). Pass `steps_per_epoch=training_steps_per_epoch(...)` to `fit`. Take any
+    batch for other uses (building a model) from `one_epoch`, not from the repeated dataset:
+    its read-ahead could start the next epoch and so change the epochs `fit` sees.
+    """
+    return one_epoch.repeat().prefetch(AUTOTUNE)
+
+
+def training_steps_per_epoch(
+    num_examples: int, num_conditions: int, batching: Batching, *, sample_one_condition: bool
+) -> int:
+    """Batches in one epoch of `make_training_dataset` (every batch is full but the epoch's last).
+
+    `num_examples`: training utterances; `num_conditions`: `len(conditions)` as passed there.
+    """
+    if num_examples < 1 or num_conditions < 1:
+        raise ValueError(f"An epoch needs examples and conditions. Received: {num_examples} examples, "
+                         f"{num_conditions} conditions")
+    elements = num_examples if sample_one_condition else num_examples * num_conditions
+    return math.ceil(elements / batching.batch_size)
+
+
 def make_evaluation_dataset(
     examples: tf.data.Dataset,
     modalities: Sequence[modalities_lib.ModalitySpec],

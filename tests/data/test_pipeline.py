@@ -451,6 +451,45 @@ def test_length_grouped_windows_are_sorted_and_shuffled_by_batch(tiny_dataset, t
     assert epoch(1) != first
 
 
+@pytest.mark.parametrize("grouped", [False, True])
+@pytest.mark.parametrize("mode, sample_one_condition", [(ConditionMode.RANDOM, True), (ConditionMode.ALL, False)])
+def test_repeated_epochs_are_the_epochs_fresh_iterations_give(
+    tiny_dataset, tiny_modalities, grouped, mode, sample_one_condition
+):
+    # 5 does not divide 32 (nor 32 x 6): every epoch ends with a short batch.
+    batching = Batching(batch_size=5, bucket_modality="acoustic" if grouped else None, window_batches=2)
+    data_dir, info = tiny_dataset
+    examples = pipeline.read_fold_split(data_dir, info, FOLD, "train").cache()
+    conditions = pipeline.training_conditions(mode, tiny_modalities)
+
+    def one_epoch():
+        return pipeline.make_training_dataset(
+            examples, tiny_modalities, conditions, batching, sample_one_condition=sample_one_condition, seed=3)
+
+    def signature(batch):
+        inputs, labels = batch
+        return (tuple(inputs["acoustic_length"]), tuple(map(tuple, inputs[AVAILABILITY])), tuple(labels))
+
+    steps = pipeline.training_steps_per_epoch(32, len(conditions), batching, sample_one_condition=sample_one_condition)
+    for build_first in (False, True):  # training takes one batch to build the model, then repeats
+        fresh, continued = one_epoch(), one_epoch()
+        if build_first:
+            next(iter(fresh))
+            next(iter(continued))
+        epochs = [[signature(batch) for batch in fresh.as_numpy_iterator()] for _ in range(3)]
+        assert [len(epoch) for epoch in epochs] == [steps] * 3
+        assert epochs[0] != epochs[1]  # reshuffled (and redrawn) every epoch
+        repeated = pipeline.repeat_epochs(continued).as_numpy_iterator()
+        assert [[signature(next(repeated)) for _ in range(steps)] for _ in range(3)] == epochs
+
+
+def test_steps_per_epoch_needs_examples_and_conditions():
+    assert pipeline.training_steps_per_epoch(32, 6, Batching(5), sample_one_condition=False) == 39
+    assert pipeline.training_steps_per_epoch(32, 6, Batching(5), sample_one_condition=True) == 7
+    with pytest.raises(ValueError, match="0 examples"):
+        pipeline.training_steps_per_epoch(0, 6, Batching(5), sample_one_condition=True)
+
+
 # Evaluation datasets.
 
 
