@@ -47,6 +47,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mmin_tf import cli, configs  # noqa: E402
+from mmin_tf.callbacks import EpochTimer  # noqa: E402
 from mmin_tf import modalities as modalities_lib  # noqa: E402
 from mmin_tf.data import pipeline, synthetic  # noqa: E402
 from mmin_tf.data.writer import DatasetWriter  # noqa: E402
@@ -88,23 +89,10 @@ def dataset(directory, train_utterances, spreads, seed):
         return writer.finish()
 
 
-class EpochTimes(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-
 def timed_epoch(trainer, data, steps_per_epoch):
     """Seconds of the second of two epochs of one `fit` (the first starts the iterator)."""
-    times = EpochTimes()
-    trainer.fit(data, epochs=2, steps_per_epoch=steps_per_epoch, callbacks=[times], verbose=0)
-    return times.seconds[1]
+    history = trainer.fit(data, epochs=2, steps_per_epoch=steps_per_epoch, callbacks=[EpochTimer()], verbose=0)
+    return history.history["epoch_seconds"][1]
 
 
 def pipeline_epoch_seconds(data, steps_per_epoch):
