@@ -1,5 +1,5 @@
 #!/bin/bash
-# How benchmarks/README.md's GPU numbers were produced (fourth session): TF 2.21 on a lent GPU
+# How benchmarks/README.md's GPU numbers were produced (fourth and fifth sessions): TF 2.21 on a lent GPU
 # machine that has no TensorFlow, reaches no package index and takes at most 64 MiB per call.
 #
 # Here (the development machine), once; .gpu/ is ignored (`echo /.gpu/ >> .git/info/exclude`):
@@ -11,11 +11,13 @@
 #   mkdir /tmp/gpu/site && cd /tmp/gpu/site && unzip -q ../whl/tensorflow-*.whl && unzip -q ../whl/nvidia_cuda_runtime*.whl
 #   rm -rf tensorflow/include && tar -cf - . | xz -T2 -6 > /tmp/gpu/tf.tar.xz          # 314 MiB, ~4 min
 #   cd .gpu && split -b 62914560 -d -a 1 /tmp/gpu/tf.tar.xz tf.part. && sha256sum /tmp/gpu/tf.tar.xz | cut -c1-64 > tf.sha256
-#   cp benchmarks/gpu_device_run.sh .gpu/run.sh
 # On the device, calls in quick succession (the machine stays warm 30 s after each):
 #   carry .gpu/tf.part.N, command `mkdir -p /tmp/tfparts && cp .gpu/tf.part.* /tmp/tfparts/`, N = 0..4;
-#   then carry .gpu/tf.part.5 .gpu/run.sh .gpu/small .gpu/tf.sha256, command `bash .gpu/run.sh ""`
-#   (each argument: one benchmark run's flags, "" for the defaults; SKIP_SMOKE=1 skips the smoke test).
+#   then carry .gpu/tf.part.5 .gpu/small .gpu/tf.sha256, command `bash benchmarks/gpu_device_run.sh ""`
+#   (each argument: one benchmark run's flags, "" for the defaults; SKIP_SMOKE=1 skips the smoke test,
+#   BENCH_TIMEOUT=seconds bounds each benchmark run, default 330). Fifth session: the five part
+#   calls took 51 s of device time with the machine's start, the run 323 s (`BENCH_TIMEOUT=500`).
+#   Next, for the open questions in benchmarks/README.md: `"--compare_boundaries"`.
 #
 # TF 2.21 is built for CUDA 12.5 / cuDNN 9. CUDA 12's library wheels are ~2.4 GiB, so TF's CUDA 12
 # library names are linked to the machine's CUDA 13 libraries: not a supported TF configuration.

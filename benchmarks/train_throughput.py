@@ -8,8 +8,11 @@ those, sigma 0.35, correlated across an utterance's modalities as its duration d
 -- it trains, in this process and on the same data:
 
   baseline   UtteranceFusion on full-modality data (the teacher);
-  mmin       MMINTrainer: encoders only on rows where a modality is present, the frozen teacher's
-             embeddings computed once per utterance;
+  mmin       MMINTrainer as `mmin_tf.train` runs it (`--encoder_rows`, default auto): the frozen
+             teacher's embeddings computed once per utterance; the student encoders only on rows
+             where a modality is present (on CPUs) or on every row, zeros where missing (on GPUs);
+  mmin_all_rows / mmin_present_rows  the same with the other `encoder_rows` choice, so that
+             each run shows what the automatic choice buys on its machine;
   reference  ReferenceMMINTrainer: the same losses computed as the original code does (every
              student encoder on every example with zeroed inputs, the teacher on every example's
              complementary view, every step), on batches drawn at random and padded to their
@@ -21,7 +24,7 @@ those, sigma 0.35, correlated across an utterance's modalities as its duration d
 and prints utterances/second per epoch in steady state, the process's peak resident memory (and the
 GPU allocator's peak), the time split of one MMIN step (encoders / imagination + classifier /
 optimizer and the rest) beside the reference's whole step, each input pipeline's time for one epoch
-on its own, analytic FLOPs per training utterance and the fraction of this machine's peak they reach
+on its own, an epoch of `fit` on batches replayed from memory (no input pipeline), analytic FLOPs per training utterance and the fraction of this machine's peak they reach
 (peak = a large float32 matmul measured in the same run).
 
 Training feeds each model as `mmin_tf.train` does: one dataset repeats epoch after epoch, so the next
@@ -33,6 +36,7 @@ alternate the models, so that load changes on this shared machine hit all alike.
 run (with `--quick`: the fixed shapes).
 """
 
+import dataclasses
 import os
 import resource
 import statistics
@@ -51,6 +55,7 @@ from mmin_tf.callbacks import EpochTimer  # noqa: E402
 from mmin_tf import modalities as modalities_lib  # noqa: E402
 from mmin_tf.data import pipeline, synthetic  # noqa: E402
 from mmin_tf.data.writer import DatasetWriter  # noqa: E402
+from mmin_tf.layers.modality_embedder import resolve_encoder_rows  # noqa: E402
 from mmin_tf.models import construction  # noqa: E402
 from mmin_tf.models.reference import ReferenceMMINTrainer  # noqa: E402
 from mmin_tf.models.trainer import ClassifierTrainer  # noqa: E402
@@ -68,6 +73,15 @@ _DURATION_SPREAD = flags.DEFINE_float(
     "`iemocap` setting: log-normal sigma of the utterance's duration, shared by its modalities "
     "(with the default 0.12 each length has sigma 0.35, log-lengths correlate 0.88).")
 _JIT = flags.DEFINE_bool("jit_compile", False, "Compile the baseline and MMIN steps with XLA (the reference never).")
+_ENCODER_ROWS = flags.DEFINE_enum(
+    "encoder_rows", "auto", ["auto", "present", "all"],
+    "Rows our MMIN's student encoders run on, as `mmin_tf.train --encoder_rows`; the other choice "
+    "runs too, as mmin_<choice>_rows.")
+_COMPARE_BOUNDARIES = flags.DEFINE_bool(
+    "compare_boundaries", False,
+    "Variable lengths: also run our step on batches padded to length boundaries (a few fixed "
+    "shapes, as for XLA), as mmin_boundaries: more padded steps, fewer distinct shapes (GPU kernels "
+    "such as cuDNN's RNN are planned per shape).")
 _OP_DETERMINISM = flags.DEFINE_bool(
     "op_determinism", True,
     "Deterministic TF ops, as `mmin_tf.train` runs (always off with --jit_compile). On GPUs this "
@@ -93,6 +107,11 @@ def timed_epoch(trainer, data, steps_per_epoch):
     """Seconds of the second of two epochs of one `fit` (the first starts the iterator)."""
     history = trainer.fit(data, epochs=2, steps_per_epoch=steps_per_epoch, callbacks=[EpochTimer()], verbose=0)
     return history.history["epoch_seconds"][1]
+
+
+def replayed(batches, element_spec):
+    """`batches` (a list of `(inputs, labels)`) again and again, from memory."""
+    return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=element_spec).repeat()
 
 
 def pipeline_epoch_seconds(data, steps_per_epoch):
@@ -157,18 +176,20 @@ def head_flops(model_config, embedding_dim, num_classes, backward):
     return cascade * (2 if backward else 1) + classifier
 
 
-def epoch_flops_per_utterance(data, modalities, model_config, dense):
+def epoch_flops_per_utterance(data, modalities, model_config, student_rows, teacher_every_step):
     """Training FLOPs per utterance over one epoch of `data` (padded steps count: they run)."""
     total, rows = 0.0, 0
     for batch in data:
         size = int(batch[1].shape[0])
-        total += step_flops(batch, modalities, model_config, dense) * size
+        total += step_flops(batch, modalities, model_config, student_rows, teacher_every_step) * size
         rows += size
     return total / rows
 
 
-def step_flops(batch, modalities, model_config, dense):
-    """Training FLOPs per row of one MMIN step on `batch` (forward x 3 for trained parts, x 1 for the teacher)."""
+def step_flops(batch, modalities, model_config, student_rows, teacher_every_step):
+    """Training FLOPs per row of one MMIN step on `batch` (forward x 3 for trained parts, x 1 for the
+    teacher). `student_rows`: "present" (the present rows and one zero row per encoder) or "all";
+    `teacher_every_step`: the teacher encodes every row (the original) instead of a cache."""
     inputs, _ = batch
     availability = inputs[pipeline.AVAILABILITY].numpy()
     rows = len(availability)
@@ -176,11 +197,10 @@ def step_flops(batch, modalities, model_config, dense):
     for index, spec in enumerate(modalities):
         steps = inputs[spec.name].shape[1]
         present = int((availability[:, index] & (inputs[spec.length_key].numpy() > 0)).sum())
-        if dense:
-            total += 3 * encoder_flops(spec, model_config, rows, steps)  # student, every row
-            total += encoder_flops(spec, model_config, rows, steps)  # teacher, every row
-        else:
-            total += 3 * encoder_flops(spec, model_config, present + 1, steps)
+        student = rows if student_rows == "all" else present + 1
+        total += 3 * encoder_flops(spec, model_config, student, steps)
+        if teacher_every_step:
+            total += encoder_flops(spec, model_config, rows, steps)  # every row's complement
     embedding = model_config.embedding_size * len(modalities)
     total += 3 * rows * head_flops(model_config, embedding, 4, backward=True)
     return total / rows
@@ -252,8 +272,9 @@ def run_setting(name, spreads, args, peak):
         baseline = ClassifierTrainer(teacher, clip_norm=0.5)
         baseline.compile(optimizer=keras.optimizers.Adam(2e-4), jit_compile=args["jit_compile"])
         full = pipeline.training_conditions(pipeline.ConditionMode.FULL, modalities)
+        read_ahead = batching.window_batches  # as mmin_tf.training
         full_data = pipeline.repeat_epochs(pipeline.make_training_dataset(
-            train, modalities, full, batching, sample_one_condition=False, seed=args["seed"]))
+            train, modalities, full, batching, sample_one_condition=False, seed=args["seed"]), read_ahead)
         full_steps = pipeline.training_steps_per_epoch(count, len(full), batching, sample_one_condition=False)
         baseline.fit(full_data, epochs=1, steps_per_epoch=full_steps, verbose=0)  # warm-up: tracing
         report(name, "baseline", [count / timed_epoch(baseline, full_data, full_steps) for _ in range(args["rounds"])])
@@ -264,29 +285,40 @@ def run_setting(name, spreads, args, peak):
         ids, values = teacher_embeddings(teacher.embedder, train, modalities, batching)
         cache_seconds = time.perf_counter() - start
         cached = pipeline.attach_per_utterance(train, pipeline.TEACHER_EMBEDDING, ids, values).cache()
-        ours_data = pipeline.repeat_epochs(pipeline.make_training_dataset(
-            cached, modalities, missing, batching, sample_one_condition=True, seed=args["seed"],
-            extra_keys=(pipeline.TEACHER_EMBEDDING,)))
+        def cached_data(batching):
+            return pipeline.repeat_epochs(pipeline.make_training_dataset(
+                cached, modalities, missing, batching, sample_one_condition=True, seed=args["seed"],
+                extra_keys=(pipeline.TEACHER_EMBEDDING,)), read_ahead)
+
+        ours_data = cached_data(batching)
         # The original draws batches at random and pads each to its longest utterance.
         unbucketed = pipeline.Batching(args["batch_size"])
         reference_data = pipeline.repeat_epochs(pipeline.make_training_dataset(
-            train, modalities, missing, unbucketed, sample_one_condition=True, seed=args["seed"]))
-        unbucketed_data = pipeline.repeat_epochs(pipeline.make_training_dataset(
-            cached, modalities, missing, unbucketed, sample_one_condition=True, seed=args["seed"],
-            extra_keys=(pipeline.TEACHER_EMBEDDING,)))
+            train, modalities, missing, unbucketed, sample_one_condition=True, seed=args["seed"]), read_ahead)
+        unbucketed_data = cached_data(unbucketed)
 
-        def mmin_trainer(reference=False):
+        chosen = resolve_encoder_rows(args["encoder_rows"])
+        other = "present" if chosen == "all" else "all"
+
+        def mmin_trainer(reference=False, encoder_rows=chosen):
             trainer = construction.build_mmin_trainer(
-                teacher, info.num_classes, model_config, configs.LossConfig(), 1.0, True)
+                teacher, info.num_classes, dataclasses.replace(model_config, encoder_rows=encoder_rows),
+                configs.LossConfig(), 1.0, True)
             if reference:
                 trainer = ReferenceMMINTrainer.like(trainer)
             trainer.compile(optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                             jit_compile=False if reference else args["jit_compile"])
             return trainer
 
-        runs = {"mmin": (mmin_trainer(), ours_data), "reference": (mmin_trainer(reference=True), reference_data)}
+        runs = {
+            "mmin": (mmin_trainer(), ours_data),
+            f"mmin_{other}_rows": (mmin_trainer(encoder_rows=other), ours_data),
+            "reference": (mmin_trainer(reference=True), reference_data),
+        }
         if any(spreads):  # with equal lengths, bucketing changes nothing
             runs["mmin_unbucketed"] = (mmin_trainer(), unbucketed_data)
+            if args["compare_boundaries"] and not args["jit_compile"]:
+                runs["mmin_boundaries"] = (mmin_trainer(), cached_data(batching_for(info, config, fixed_shapes=True)))
         ours, reference = runs["mmin"][0], runs["reference"][0]
         for trainer, data in runs.values():  # warm-up: tracing
             trainer.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
@@ -297,6 +329,8 @@ def run_setting(name, spreads, args, peak):
         for label in runs:
             report(name, label, rates[label], f"teacher_cache_seconds={cache_seconds:.2f}" if label == "mmin" else "")
 
+        counted = {label: (chosen, False) for label in runs}  # (student rows, teacher every step)
+        counted.update({f"mmin_{other}_rows": (other, False), "reference": ("all", True)})
         repeats = 5 if args["quick"] else 10
         split = time_split(ours, next(iter(ours_data)), repeats)
         print(f"train_split setting={name} model=mmin encoders_ms={split[0] * 1e3:.1f} "
@@ -307,13 +341,21 @@ def run_setting(name, spreads, args, peak):
         for label, (_, data) in runs.items():
             first, whole = pipeline_epoch_seconds(data, steps)
             print(f"input_pipeline setting={name} model={label} first_batch_s={first:.3f} epoch_s={whole:.3f}")
+        # One epoch's batches replayed from memory: what an epoch of `fit` costs with no input
+        # pipeline work on the way. Each new iterator reshuffles, so this is another draw of the
+        # epoch than the timed ones: compare achieved GFLOP/s where lengths vary.
+        for label in ("mmin", "reference"):
+            trainer, data = runs[label]
+            batches = list(data.take(steps))
+            seconds = timed_epoch(trainer, replayed(batches, data.element_spec), steps)
+            work = epoch_flops_per_utterance(batches, modalities, model_config, *counted[label])
+            print(f"fit_from_memory setting={name} model={label} steps={steps} epoch_s={seconds:.3f} "
+                  f"utterances_per_second={count / seconds:.1f} gflops_per_utterance={work / 1e9:.3f} "
+                  f"achieved_gflops_per_second={work * count / seconds / 1e9:.1f}")
         flops = {
-            "mmin": epoch_flops_per_utterance(ours_data.take(steps), modalities, model_config, dense=False),
-            "reference": epoch_flops_per_utterance(reference_data.take(steps), modalities, model_config, dense=True),
+            label: epoch_flops_per_utterance(runs[label][1].take(steps), modalities, model_config, *counting)
+            for label, counting in counted.items()
         }
-        if "mmin_unbucketed" in runs:
-            flops["mmin_unbucketed"] = epoch_flops_per_utterance(
-                unbucketed_data.take(steps), modalities, model_config, dense=False)
         for label, value in flops.items():
             rate = statistics.median(rates[label])
             print(f"train_flops setting={name} model={label} gflops_per_utterance={value / 1e9:.3f} "
@@ -342,11 +384,14 @@ def main(argv):
         "seed": _SEED.value,
         "jit_compile": _JIT.value,
         "op_determinism": _OP_DETERMINISM.value,
+        "encoder_rows": _ENCODER_ROWS.value,
+        "compare_boundaries": _COMPARE_BOUNDARIES.value,
     }
     gpus = tf.config.list_physical_devices("GPU")
     names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
     print(f"machine cpus={os.cpu_count()} load_average={os.getloadavg()[0]:.2f} tensorflow={tf.__version__} "
-          f"gpus={','.join(names) or 'none'} tf32={tf.config.experimental.tensor_float_32_execution_enabled()} jit_compile={_JIT.value} op_determinism={_OP_DETERMINISM.value}")
+          f"gpus={','.join(names) or 'none'} tf32={tf.config.experimental.tensor_float_32_execution_enabled()} jit_compile={_JIT.value} op_determinism={_OP_DETERMINISM.value} "
+          f"encoder_rows={_ENCODER_ROWS.value}->{resolve_encoder_rows(_ENCODER_ROWS.value)}")
     # Large enough that one product runs well past launch overhead on a GPU.
     peak = matmul_peak_flops(8192 if gpus else 2048)
     print(f"matmul_peak_gflops_per_second={peak / 1e9:.1f}")

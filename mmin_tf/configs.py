@@ -13,6 +13,7 @@ import json
 from typing import Optional
 
 from mmin_tf.data.pipeline import ConditionMode
+from mmin_tf.layers.modality_embedder import ENCODER_ROWS
 
 
 class ModelKind(enum.Enum):
@@ -99,6 +100,9 @@ class ModelConfig:
         share_autoencoders: backward imagination shares the forward network's weights
             (the original's MSP-IMPROV script).
         use_cudnn: LSTM kernel choice on GPUs ("auto", "true", "false").
+        encoder_rows: which rows the encoders run on ("auto", "present", "all"; see
+            `ModalityEmbedder`): "present" skips the rows of missing modalities (fastest on CPUs),
+            "all" encodes every row, zeros where missing (fastest on GPUs); "auto" picks by device.
     """
 
     kind: ModelKind
@@ -113,6 +117,7 @@ class ModelConfig:
     use_transition: bool = True
     share_autoencoders: bool = False
     use_cudnn: str = "auto"
+    encoder_rows: str = "auto"
 
     def __post_init__(self):
         if not isinstance(self.kind, ModelKind):
@@ -129,6 +134,8 @@ class ModelConfig:
             raise ValueError("`autoencoder_hidden_sizes` must be non-empty")
         if self.use_cudnn not in ("auto", "true", "false"):
             raise ValueError(f"`use_cudnn` must be auto, true or false. Received: {self.use_cudnn}")
+        if self.encoder_rows not in ENCODER_ROWS:
+            raise ValueError(f"`encoder_rows` must be one of {ENCODER_ROWS}. Received: {self.encoder_rows!r}")
 
 
 @dataclasses.dataclass(frozen=True)

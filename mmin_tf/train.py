@@ -60,6 +60,10 @@ _NUM_BLOCKS = flags.DEFINE_integer("num_blocks", 5, "Residual autoencoders in th
 _USE_TRANSITION = flags.DEFINE_bool("use_transition", True, "The original code's MLP after the CRA.")
 _SHARE = flags.DEFINE_bool("share_autoencoders", False, "Backward imagination shares the forward weights.")
 _USE_CUDNN = flags.DEFINE_enum("use_cudnn", "auto", ["auto", "true", "false"], "cuDNN LSTM on GPUs.")
+_ENCODER_ROWS = flags.DEFINE_enum(
+    "encoder_rows", "auto", list(configs.ENCODER_ROWS),
+    "Rows the encoders run on: present (skip missing modalities; fastest on CPUs), all (every row, "
+    "zeros where missing; fastest on GPUs), auto (all if a GPU is visible, else present).")
 # MMIN losses.
 _CE_WEIGHT = flags.DEFINE_float("ce_weight", 1.0, "Classification loss weight.")
 _FORWARD_WEIGHT = flags.DEFINE_float("forward_weight", 4.0, "Forward imagination loss weight (lambda_1).")
@@ -110,6 +114,7 @@ def config_from_flags() -> configs.TrainConfig:
             classifier_hidden_sizes=_ints(_CLASSIFIER_SIZES.value), classifier_dropout=dropout,
             autoencoder_hidden_sizes=_ints(_AE_SIZES.value), num_blocks=_NUM_BLOCKS.value,
             use_transition=_USE_TRANSITION.value, share_autoencoders=_SHARE.value, use_cudnn=_USE_CUDNN.value,
+            encoder_rows=_ENCODER_ROWS.value,
         ),
         optimization=_optimization(stage, _EPOCHS, _DECAY_EPOCHS, _LEARNING_RATE, _BETA1, _CLIP_NORM, _WEIGHT_DECAY.value),
         teacher_optimization=_optimization(

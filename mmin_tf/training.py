@@ -95,7 +95,13 @@ def _check_config(output_dir: str, config: TrainConfig) -> None:
     current = config.to_json()
     if os.path.exists(path):
         with open(path) as f:
-            previous = json.load(f)
+            stored = json.load(f)
+        try:
+            # Read back through the typed config: fields added since the run began take their
+            # defaults (which keep the earlier behaviour), so an older run can still resume.
+            previous = TrainConfig.from_json(stored).to_json()
+        except (KeyError, TypeError, ValueError) as error:
+            raise RunError(f"{path!r} is not a readable run configuration ({error!r})") from error
         if previous != current:
             changed = sorted(key for key in set(previous) | set(current) if previous.get(key) != current.get(key))
             raise RunError(
@@ -295,7 +301,7 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
     }
 
     trainer(next(iter(train_dataset))[0])  # build eagerly before any restore
-    train_dataset = pipeline.repeat_epochs(train_dataset)
+    train_dataset = pipeline.repeat_epochs(train_dataset, read_ahead=batching.window_batches)
     best_path = os.path.join(config.output_dir, BEST_MODEL)
     backup_dir = os.path.join(config.output_dir, "backup")
     if not os.path.exists(backup_dir):  # a fresh start: forget any earlier run's best epoch

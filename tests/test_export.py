@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -72,6 +73,44 @@ def test_unfinished_run_is_refused(run_dir, tmp_path):
     with pytest.raises(RunError, match=r"not a finished run \(metrics.json missing\)"):
         export.export_run(str(unfinished), str(tmp_path / "out"))
     assert not os.path.exists(tmp_path / "out")
+
+
+def _served_op_types(version_dir):
+    """Every op type of the serving signature's graph, its functions included."""
+    graph = tf.saved_model.load(version_dir).signatures["serving_default"].graph.as_graph_def()
+    types = {node.op for node in graph.node}
+    for function in graph.library.function:
+        types.update(node.op for node in function.node_def)
+    return types
+
+
+def test_encoder_rows_override_picks_the_served_computation(run_dir, tmp_path):
+    present = export.export_run(run_dir, str(tmp_path / "present"), warmup=False, encoder_rows="present")
+    every = export.export_run(run_dir, str(tmp_path / "all"), warmup=False, encoder_rows="all")
+
+    assert "TensorScatterUpdate" in _served_op_types(present)
+    assert "TensorScatterUpdate" not in _served_op_types(every)
+    inputs = {key: tf.constant(value) for key, value in mixed_condition_batch(seed=2).items()}
+    np.testing.assert_allclose(
+        tf.saved_model.load(every).signatures["serving_default"](**inputs)["probabilities"].numpy(),
+        tf.saved_model.load(present).signatures["serving_default"](**inputs)["probabilities"].numpy(),
+        rtol=1e-5, atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="`encoder_rows` must be one of"):
+        export.export_run(run_dir, str(tmp_path / "bad"), warmup=False, encoder_rows="dense")
+    assert not os.path.exists(tmp_path / "bad")
+
+
+def test_export_command_takes_encoder_rows(run_dir, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mmin_tf.export", f"--run_dir={run_dir}", f"--export_dir={tmp_path / 'mmin'}",
+         "--encoder_rows=all", "--nowarmup"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    version = result.stdout.strip().splitlines()[-1]
+    assert version == str(tmp_path / "mmin" / "1")
+    assert "TensorScatterUpdate" not in _served_op_types(version)
 
 
 def test_signature_names_types_and_shapes(exported):

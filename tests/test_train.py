@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -221,6 +222,29 @@ def test_changed_settings_in_an_existing_run_dir_are_refused(data_dir, baseline_
         os.rename(os.path.join(baseline_dir, "metrics.bak"), os.path.join(baseline_dir, "metrics.json"))
 
 
+def test_a_run_begun_before_a_setting_existed_resumes(data_dir, baseline_dir, tmp_path):
+    """config.json written before `encoder_rows` existed: the missing field takes its default,
+    which keeps the earlier computation, so the interrupted run resumes instead of being refused."""
+    run_dir = tmp_path / "older"
+    shutil.copytree(baseline_dir, run_dir)
+    os.remove(run_dir / "metrics.json")  # interrupted
+    with open(run_dir / "config.json") as f:
+        stored = json.load(f)
+    del stored["model"]["encoder_rows"]
+    stored["output_dir"] = str(run_dir)  # as if it had been trained here
+    with open(run_dir / "config.json", "w") as f:
+        json.dump(stored, f)
+
+    metrics = run_training(tiny_runs.tiny_config(data_dir, run_dir))
+
+    assert os.path.exists(run_dir / "metrics.json") and "conditions" in metrics
+    with open(run_dir / "config.json", "w") as f:
+        f.write('{"model": {}}')
+    os.remove(run_dir / "metrics.json")
+    with pytest.raises(RunError, match=r"config.json' is not a readable run configuration"):
+        run_training(tiny_runs.tiny_config(data_dir, run_dir))
+
+
 def test_unknown_fold_is_refused(data_dir, tmp_path):
     config = tiny_runs.tiny_config(data_dir, tmp_path / "run")
     config = config.__class__(**{**config.__dict__, "data": configs.DataConfig(data_dir=data_dir, fold="99")})
@@ -285,6 +309,14 @@ def test_flagfiles_parse_into_the_documented_settings(flagfile, expected):
     assert config.optimization.learning_rate == expected["lr"]
     assert config.optimization.beta_1 == expected["beta_1"]
     assert config.resolved_condition_mode.value == expected["mode"]
+
+
+@pytest.mark.parametrize("arguments, expected", [([], "auto"), (["--encoder_rows=all"], "all"), (["--encoder_rows=present"], "present")])
+def test_encoder_rows_flag_reaches_the_model_config(arguments, expected):
+    with flagsaver.flagsaver():
+        FLAGS(["train", "--data_dir=/tmp/unused", "--output_dir=/tmp/unused", *arguments])
+        config = train.config_from_flags()
+    assert config.model.encoder_rows == expected
 
 
 def test_fresh_start_forgets_a_stale_best_epoch(data_dir, tmp_path):

@@ -22,19 +22,21 @@ def test_encoder_flops_match_a_hand_count():
     assert train_throughput.encoder_flops(text, CONFIG, rows=2, time_steps=6) == 2 * (windows + 2 * 4 * 2 * 8)
 
 
-def test_dense_reference_step_counts_more_than_ours():
+def test_reference_step_counts_more_than_ours_and_all_rows_in_between():
     batch = 6
     inputs = {AVAILABILITY: tf.constant(np.eye(3, dtype=bool)[np.arange(batch) % 3])}  # one modality per row
     for spec in MODALITIES:
         inputs[spec.name] = tf.zeros([batch, 5, spec.feature_dim])
         inputs[spec.length_key] = tf.fill([batch], 5)
-    ours = train_throughput.step_flops((inputs, None), MODALITIES, CONFIG, dense=False)
-    reference = train_throughput.step_flops((inputs, None), MODALITIES, CONFIG, dense=True)
+    ours = train_throughput.step_flops((inputs, None), MODALITIES, CONFIG, "present", teacher_every_step=False)
+    all_rows = train_throughput.step_flops((inputs, None), MODALITIES, CONFIG, "all", teacher_every_step=False)
+    reference = train_throughput.step_flops((inputs, None), MODALITIES, CONFIG, "all", teacher_every_step=True)
     encoders = sum(train_throughput.encoder_flops(spec, CONFIG, 1, 5) for spec in MODALITIES)
     heads = train_throughput.head_flops(CONFIG, 24, 4, backward=True)
-    # Ours: each encoder on its 2 present rows + the zero row, trained (x3); reference: every row,
-    # student trained (x3) and teacher forward (x1).
+    # Ours: each encoder on its 2 present rows + the zero row, trained (x3); on all rows: every row
+    # trained; reference: every row, student trained (x3) and teacher forward (x1).
     np.testing.assert_allclose(ours * batch, 3 * 3 * encoders + 3 * batch * heads)
+    np.testing.assert_allclose(all_rows * batch, 3 * batch * encoders + 3 * batch * heads)
     np.testing.assert_allclose(reference * batch, 4 * batch * encoders + 3 * batch * heads)
 
 
@@ -47,10 +49,10 @@ def test_epoch_flops_weight_batches_by_rows_and_count_padded_steps():
         return inputs, tf.zeros([rows], tf.int32)
 
     batches = [batch(4, 5), batch(2, 9)]
-    per_utterance = train_throughput.epoch_flops_per_utterance(batches, MODALITIES, CONFIG, dense=True)
-    expected = (4 * train_throughput.step_flops(batches[0], MODALITIES, CONFIG, dense=True)
-                + 2 * train_throughput.step_flops(batches[1], MODALITIES, CONFIG, dense=True)) / 6
+    per_utterance = train_throughput.epoch_flops_per_utterance(batches, MODALITIES, CONFIG, "all", True)
+    expected = (4 * train_throughput.step_flops(batches[0], MODALITIES, CONFIG, "all", True)
+                + 2 * train_throughput.step_flops(batches[1], MODALITIES, CONFIG, "all", True)) / 6
     np.testing.assert_allclose(per_utterance, expected)
     # The 9-step batch costs more per row than the 5-step one although every row holds 2 frames.
-    assert train_throughput.step_flops(batches[1], MODALITIES, CONFIG, dense=True) > \
-        train_throughput.step_flops(batches[0], MODALITIES, CONFIG, dense=True)
+    assert train_throughput.step_flops(batches[1], MODALITIES, CONFIG, "all", True) > \
+        train_throughput.step_flops(batches[0], MODALITIES, CONFIG, "all", True)

@@ -165,12 +165,19 @@ def export_model(model, modalities, label_names, export_dir: str, warmup: bool =
     return final
 
 
-def export_run(run_dir: str, export_dir: str, warmup: bool = True) -> str:
-    """Exports the best model of a finished training run (`best.keras`, class names from `labels.json`)."""
+def export_run(run_dir: str, export_dir: str, warmup: bool = True, encoder_rows: str | None = None) -> str:
+    """Exports the best model of a finished training run (`best.keras`, class names from `labels.json`).
+
+    `encoder_rows` ("auto", "present" or "all"; see `ModalityEmbedder`) replaces the model's own
+    setting in the served graph; None keeps it. "auto" resolves on this machine, when the graph is
+    traced: export with "present" for CPU servers, "all" for GPU servers.
+    """
     load_run_config(run_dir)  # a clear error when run_dir is not a run directory
     if not os.path.exists(os.path.join(run_dir, METRICS)):
         raise RunError(f"{run_dir!r} is not a finished run ({METRICS} missing); finish training first")
     with open(os.path.join(run_dir, LABELS)) as f:
         label_names = json.load(f)
     model = keras.saving.load_model(os.path.join(run_dir, BEST_MODEL))
+    if encoder_rows is not None:
+        model.embedder.encoder_rows = encoder_rows
     return export_model(model, model.modalities, label_names, export_dir, warmup)

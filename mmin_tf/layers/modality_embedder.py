@@ -6,6 +6,15 @@ import tensorflow as tf
 
 from mmin_tf import modalities as modalities_lib
 
+ENCODER_ROWS = ("auto", "present", "all")
+
+
+def resolve_encoder_rows(encoder_rows: str) -> str:
+    """"present" or "all": resolves "auto" by whether TensorFlow sees a GPU here."""
+    if encoder_rows != "auto":
+        return encoder_rows
+    return "all" if tf.config.list_physical_devices("GPU") else "present"
+
 
 @keras.saving.register_keras_serializable(package="mmin_tf")
 class ModalityEmbedder(keras.layers.Layer):
@@ -21,6 +30,18 @@ class ModalityEmbedder(keras.layers.Layer):
     dropout) runs on every row, so in training each missing row draws its own dropout mask, as
     when the original encodes every row's zeros.
 
+    `encoder_rows` chooses how the rows reach the encoders; the embeddings are the same either way
+    (up to float rounding; under dropout, equal in distribution):
+      - "present": only the rows where the modality is present, gathered, plus the one shared
+        all-zero row, scattered back. The work falls with every missing modality: fastest on CPUs.
+      - "all": every row, its input zeroed (and given `minimum_length` frames) where the modality
+        is missing, as the original code encodes. No data-dependent shapes, so no gather /
+        scatter and no device-to-host sync per encoder: on a GPU, which runs an LSTM's rows in
+        parallel, skipping rows saves little and those costs dominate.
+      - "auto": "all" when TensorFlow sees a GPU where the call is traced, else "present".
+    "auto" is resolved when the graph is traced, so an exported SavedModel keeps the choice of
+    the machine that exported it (`python -m mmin_tf.export --encoder_rows` overrides it).
+
     Args:
         modalities: tuple of `ModalitySpec` (or their JSON dicts, as in `get_config`).
         encoders: dict modality name -> encoder layer with `pool(features, lengths)` ->
@@ -28,6 +49,7 @@ class ModalityEmbedder(keras.layers.Layer):
             `project(pool(...))`), an `output_size` and a `minimum_length`.
         normalization: dict modality name -> {"mean": list, "std": list} for the modalities to
             normalize; others are used as they are.
+        encoder_rows: "auto", "present" or "all" (see above).
 
     Call arguments:
         inputs: dict with, per modality, `name` float `(batch, time, feature_dim)` and
@@ -38,8 +60,9 @@ class ModalityEmbedder(keras.layers.Layer):
         `(batch, sum of encoder output sizes)`.
     """
 
-    def __init__(self, modalities, encoders, normalization=None, **kwargs):
+    def __init__(self, modalities, encoders, normalization=None, encoder_rows="auto", **kwargs):
         super().__init__(**kwargs)
+        self.encoder_rows = encoder_rows
         self.modalities = tuple(
             spec if isinstance(spec, modalities_lib.ModalitySpec)
             else modalities_lib.ModalitySpec.from_json(spec)
@@ -80,6 +103,17 @@ class ModalityEmbedder(keras.layers.Layer):
             )
 
     @property
+    def encoder_rows(self) -> str:
+        """"auto", "present" or "all"; set before the graph is traced (see the class docstring)."""
+        return self._encoder_rows
+
+    @encoder_rows.setter
+    def encoder_rows(self, value: str):
+        if value not in ENCODER_ROWS:
+            raise ValueError(f"`encoder_rows` must be one of {ENCODER_ROWS}. Received: {value!r}")
+        self._encoder_rows = value
+
+    @property
     def output_size(self):
         return sum(self.encoders[spec.name].output_size for spec in self.modalities)
 
@@ -92,7 +126,14 @@ class ModalityEmbedder(keras.layers.Layer):
         self.built = True
 
     def embed_modality(self, spec, features, lengths, training=None):
-        """One modality's embeddings `(batch, output_size)`; see the class docstring."""
+        """One modality's embeddings `(batch, output_size)` from `features` `(batch, time, dim)` and
+        `lengths` `(batch,)` (0 = missing), by the `encoder_rows` strategy; see the class docstring."""
+        if resolve_encoder_rows(self.encoder_rows) == "all":
+            return self.embed_every_row(spec, features, lengths, training)
+        return self.embed_present_rows(spec, features, lengths, training)
+
+    def embed_present_rows(self, spec, features, lengths, training=None):
+        """The encoder on the present rows and one shared all-zero row; `(batch, output_size)`."""
         encoder = self.encoders[spec.name]
         batch = tf.shape(lengths)[0]
         present = tf.where(lengths > 0)[:, 0]  # (P,)
@@ -114,6 +155,21 @@ class ModalityEmbedder(keras.layers.Layer):
         rows = tf.tensor_scatter_nd_update(tf.repeat(missing, batch, axis=0), present[:, None], pooled[1:])
         return encoder.project(rows, training=training)  # (B, E): a dropout mask per row
 
+    def embed_every_row(self, spec, features, lengths, training=None):
+        """The encoder on every row, missing rows as `minimum_length` zero frames (the original's
+        computation); `(batch, output_size)`."""
+        encoder = self.encoders[spec.name]
+        present = lengths > 0  # (B,)
+        if spec.name in self.normalizers:
+            features = self.normalizers[spec.name](features)
+        shortfall = tf.maximum(encoder.minimum_length - tf.shape(features)[1], 0)
+        features = tf.pad(features, [[0, 0], [0, shortfall], [0, 0]])
+        lengths = tf.where(present, lengths, tf.cast(encoder.minimum_length, lengths.dtype))
+        # Valid frames of present rows keep their values; a missing row is all zeros.
+        valid = tf.logical_and(tf.sequence_mask(lengths, tf.shape(features)[1]), present[:, None])  # (B, T)
+        features = features * tf.cast(valid, features.dtype)[:, :, None]
+        return encoder(features, lengths, training=training)
+
     def call(self, inputs, training=None):
         parts = [
             self.embed_modality(spec, inputs[spec.name], inputs[spec.length_key], training)
@@ -130,5 +186,6 @@ class ModalityEmbedder(keras.layers.Layer):
             modalities=[spec.to_json() for spec in self.modalities],
             encoders={name: keras.layers.serialize(layer) for name, layer in self.encoders.items()},
             normalization=self.normalization,
+            encoder_rows=self.encoder_rows,
         )
         return config

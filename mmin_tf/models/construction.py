@@ -44,6 +44,7 @@ def build_embedder(
         modalities,
         {spec.name: build_encoder(spec, config) for spec in modalities},
         normalization,
+        encoder_rows=config.encoder_rows,
         name="embedder",
     )
     embedder.build()

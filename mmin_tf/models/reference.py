@@ -14,27 +14,21 @@ from mmin_tf.models.trainer import MMINTrainer
 
 
 def dense_embeddings(embedder, inputs, availability, training=None):
-    """Every encoder on every row; rows where a modality is unavailable get zero input.
+    """Every encoder on every row; rows where a modality is unavailable get zero input
+    (`ModalityEmbedder.embed_every_row`, whatever the embedder's `encoder_rows`).
 
-    A zero row is given `encoder.minimum_length` valid frames, so its embedding is exactly the
-    encoder's output on zeros (Eq. 1), as `ModalityEmbedder` computes it once per batch.
+    Args:
+        embedder: a `ModalityEmbedder`.
+        inputs: per-modality features `(batch, time, dim)` and lengths `(batch,)`.
+        availability: bool `(batch, num_modalities)`, in the embedder's modality order.
 
     Returns:
         `(batch, embedding_dim)`.
     """
     parts = []
     for index, spec in enumerate(embedder.modalities):
-        encoder = embedder.encoders[spec.name]
-        present = tf.logical_and(availability[:, index], inputs[spec.length_key] > 0)
-        features = inputs[spec.name]
-        if spec.name in embedder.normalizers:
-            features = embedder.normalizers[spec.name](features)
-        shortfall = tf.maximum(encoder.minimum_length - tf.shape(features)[1], 0)
-        features = tf.pad(features, [[0, 0], [0, shortfall], [0, 0]])
-        features = tf.where(present[:, None, None], features, tf.zeros_like(features))
-        lengths = tf.where(present, inputs[spec.length_key], encoder.minimum_length)
-        valid = tf.sequence_mask(lengths, tf.shape(features)[1], features.dtype)
-        parts.append(encoder(features * valid[:, :, None], lengths, training=training))
+        lengths = tf.where(availability[:, index], inputs[spec.length_key], tf.zeros_like(inputs[spec.length_key]))
+        parts.append(embedder.embed_every_row(spec, inputs[spec.name], lengths, training))
     return tf.concat(parts, axis=-1)
 
 

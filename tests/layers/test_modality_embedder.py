@@ -34,8 +34,14 @@ def _randomize(layer, seed=0):
         variable.assign(rng.normal(scale=0.5, size=variable.shape).astype(np.float32))
 
 
-def _embedder(encoders=None, normalization=None):
-    embedder = ModalityEmbedder(MODALITIES, encoders or _encoders(), normalization)
+@pytest.fixture(params=["present", "all"])
+def encoder_rows(request):
+    """Both ways of reaching the encoders; every behaviour below holds for each."""
+    return request.param
+
+
+def _embedder(encoders=None, normalization=None, encoder_rows="auto"):
+    embedder = ModalityEmbedder(MODALITIES, encoders or _encoders(), normalization, encoder_rows=encoder_rows)
     embedder.build()
     if encoders is None:
         _randomize(embedder)
@@ -55,7 +61,7 @@ def _inputs(rng, lengths, time=6, padding=0.0, dtype=np.int32):
     return inputs
 
 
-def test_xla_matches_eager():
+def test_xla_matches_eager(encoder_rows):
     """Regression: the all-zero row was sliced from the end of a dynamic batch, which XLA
     compiled to an empty tensor (wrong shape with two modalities, a crash with three)."""
     encoders = {
@@ -63,7 +69,7 @@ def test_xla_matches_eager():
         "visual": SequenceEncoder(SIZES["visual"], use_cudnn=False, name="visual_encoder"),
         "text": TextCNN(4, (2, 3), SIZES["text"], 0.5, name="text_encoder"),
     }
-    embedder = ModalityEmbedder(MODALITIES, encoders)
+    embedder = ModalityEmbedder(MODALITIES, encoders, encoder_rows=encoder_rows)
     embedder.build()
     _randomize(embedder)
     inputs = _inputs(np.random.default_rng(11), MIXED)
@@ -111,9 +117,9 @@ def test_eager_and_symbolic_output_shapes(dtype):
     assert embedder.output_size == OUTPUT_SIZE
 
 
-def test_concatenates_encoder_outputs_in_modality_order():
+def test_concatenates_encoder_outputs_in_modality_order(encoder_rows):
     inputs = _inputs(np.random.default_rng(1), {"acoustic": [3, 2], "visual": [4, 1], "text": [5, 3]})
-    embedder = _embedder()
+    embedder = _embedder(encoder_rows=encoder_rows)
 
     embeddings = embedder(inputs).numpy()
 
@@ -122,8 +128,8 @@ def test_concatenates_encoder_outputs_in_modality_order():
         np.testing.assert_allclose(_slice(embeddings, spec.name), expected, atol=1e-6)
 
 
-def test_missing_modality_gets_encoder_output_on_zero_frames():
-    embedder = _embedder()
+def test_missing_modality_gets_encoder_output_on_zero_frames(encoder_rows):
+    embedder = _embedder(encoder_rows=encoder_rows)
 
     embeddings = embedder(_inputs(np.random.default_rng(2), MIXED, padding=3.0)).numpy()
 
@@ -134,10 +140,10 @@ def test_missing_modality_gets_encoder_output_on_zero_frames():
         np.testing.assert_allclose(_slice(embeddings, spec.name)[missing], expected, atol=1e-6)
 
 
-def test_missing_rows_draw_their_own_dropout_mask_in_training():
+def test_missing_rows_draw_their_own_dropout_mask_in_training(encoder_rows):
     """The original encodes each row's zeros, so TextCNN's dropout differs row by row; sharing
     the pooled zeros must not share the mask."""
-    embedder = _embedder()
+    embedder = _embedder(encoder_rows=encoder_rows)
     inputs = _inputs(np.random.default_rng(8), {"acoustic": [3] * 6, "visual": [2] * 6, "text": [0] * 6})
 
     trained = _slice(embedder(inputs, training=True), "text")
@@ -154,8 +160,8 @@ def test_missing_rows_draw_their_own_dropout_mask_in_training():
         assert min(np.abs(candidate - row).max() for candidate in candidates) < 1e-5
 
 
-def test_missing_embedding_does_not_depend_on_batch_or_on_the_row_features():
-    embedder = _embedder()
+def test_missing_embedding_does_not_depend_on_batch_or_on_the_row_features(encoder_rows):
+    embedder = _embedder(encoder_rows=encoder_rows)
     alone = embedder(
         _inputs(np.random.default_rng(3), {"acoustic": [0], "visual": [0], "text": [0]}, time=1)
     ).numpy()
@@ -168,9 +174,9 @@ def test_missing_embedding_does_not_depend_on_batch_or_on_the_row_features():
     np.testing.assert_allclose(_slice(mixed, "visual")[0], _slice(alone, "visual")[0], atol=1e-6)
 
 
-def test_present_rows_equal_encoding_them_alone():
+def test_present_rows_equal_encoding_them_alone(encoder_rows):
     inputs = _inputs(np.random.default_rng(5), MIXED)
-    embedder = _embedder()
+    embedder = _embedder(encoder_rows=encoder_rows)
 
     batch = embedder(inputs).numpy()
 
@@ -179,7 +185,7 @@ def test_present_rows_equal_encoding_them_alone():
 
 
 @pytest.mark.parametrize("padding", [0.0, 4.0], ids=["zeros", "garbage"])
-def test_embedding_does_not_depend_on_padding(padding):
+def test_embedding_does_not_depend_on_padding(encoder_rows, padding):
     lengths = {"acoustic": [3, 1], "visual": [2, 3], "text": [1, 3]}
     short = _inputs(np.random.default_rng(6), lengths, time=3)
     long = {}
@@ -189,13 +195,13 @@ def test_embedding_does_not_depend_on_padding(padding):
         for row, length in enumerate(lengths[spec.name]):
             long[spec.name][row, length:] = padding
         long[spec.length_key] = short[spec.length_key]
-    embedder = _embedder()
+    embedder = _embedder(encoder_rows=encoder_rows)
 
     np.testing.assert_allclose(embedder(long).numpy(), embedder(short).numpy(), atol=1e-6)
 
 
-def test_time_shorter_than_text_kernel_works():
-    embedder = _embedder()
+def test_time_shorter_than_text_kernel_works(encoder_rows):
+    embedder = _embedder(encoder_rows=encoder_rows)
     inputs = _inputs(np.random.default_rng(7), {"acoustic": [1, 0], "visual": [1, 1], "text": [1, 0]}, time=1)
 
     embeddings = embedder(inputs).numpy()
@@ -211,8 +217,8 @@ def test_time_shorter_than_text_kernel_works():
 
 
 @pytest.mark.parametrize("use_tf_function", [False, True], ids=["eager", "tf_function"])
-def test_modality_missing_in_every_row(use_tf_function):
-    embedder = _embedder()
+def test_modality_missing_in_every_row(encoder_rows, use_tf_function):
+    embedder = _embedder(encoder_rows=encoder_rows)
     inputs = _inputs(np.random.default_rng(8), {"acoustic": [2, 3, 1], "visual": [0, 0, 0], "text": [3, 1, 2]})
     call = tf.function(embedder) if use_tf_function else embedder
 
@@ -223,8 +229,8 @@ def test_modality_missing_in_every_row(use_tf_function):
     assert np.all(np.isfinite(embeddings))
 
 
-def test_every_modality_missing_with_no_frames():
-    embedder = _embedder()
+def test_every_modality_missing_with_no_frames(encoder_rows):
+    embedder = _embedder(encoder_rows=encoder_rows)
     inputs = _inputs(np.random.default_rng(15), {"acoustic": [0, 0], "visual": [0, 0], "text": [0, 0]}, time=0)
 
     embeddings = embedder(inputs).numpy()
@@ -247,13 +253,13 @@ def _statistics(rng, spec):
     }
 
 
-def test_normalization_equals_embedding_of_standardized_features():
+def test_normalization_equals_embedding_of_standardized_features(encoder_rows):
     rng = np.random.default_rng(10)
     stats = {"acoustic": _statistics(rng, MODALITIES[0]), "text": _statistics(rng, MODALITIES[2])}
     encoders = _encoders()
-    normalized = _embedder(encoders, stats)
+    normalized = _embedder(encoders, stats, encoder_rows)
     _randomize(normalized)
-    plain = _embedder(encoders)  # the same encoder layers, no normalization
+    plain = _embedder(encoders, encoder_rows=encoder_rows)  # the same encoder layers, no normalization
     inputs = _inputs(rng, MIXED, padding=2.0)
 
     standardized = dict(inputs)
@@ -268,9 +274,9 @@ def test_normalization_equals_embedding_of_standardized_features():
     )
 
 
-def test_missing_embedding_with_normalization_is_encoder_on_zeros():
+def test_missing_embedding_with_normalization_is_encoder_on_zeros(encoder_rows):
     rng = np.random.default_rng(11)
-    embedder = _embedder(normalization={"acoustic": _statistics(rng, MODALITIES[0])})
+    embedder = _embedder(encoder_rows=encoder_rows, normalization={"acoustic": _statistics(rng, MODALITIES[0])})
 
     embeddings = embedder(_inputs(rng, MIXED)).numpy()
 
@@ -312,8 +318,8 @@ def test_keras_save_and_load(tmp_path):
     layer_checks.assert_keras_save_and_load(model, tmp_path, "embedder.keras", inputs)
 
 
-def test_one_training_step_changes_every_weight():
-    model = _functional(_embedder())
+def test_one_training_step_changes_every_weight(encoder_rows):
+    model = _functional(_embedder(encoder_rows=encoder_rows))
     inputs = _inputs(np.random.default_rng(14), MIXED)
 
     layer_checks.assert_one_training_step_changes_every_weight(
@@ -342,3 +348,72 @@ def test_rejects_statistics_of_wrong_length(field):
     stats[field] = stats[field][:2]
     with pytest.raises(ValueError, match=r"Normalization statistics of 'acoustic' must have 3 values"):
         ModalityEmbedder(MODALITIES, _encoders(), {"acoustic": stats})
+
+
+def _traced_op_types(embedder, inputs):
+    """The op types of the graph `embedder` traces for `inputs` (training mode)."""
+    graph = tf.function(lambda x: embedder(x, training=True)).get_concrete_function(inputs).graph
+    return {op.type for op in graph.get_operations()}
+
+
+def test_every_row_and_present_rows_give_the_same_embeddings_and_gradients():
+    encoders = _encoders()
+    present = _embedder(encoders, encoder_rows="present")
+    _randomize(present)
+    every = _embedder(encoders, encoder_rows="all")  # the same encoder layers
+    inputs = _inputs(np.random.default_rng(16), MIXED, time=7, padding=3.0)
+    weights = tf.constant(np.random.default_rng(17).normal(size=(5, OUTPUT_SIZE)), tf.float32)
+
+    def value_and_gradients(embedder):
+        with tf.GradientTape() as tape:
+            embeddings = embedder(inputs, training=False)
+            total = tf.reduce_sum(embeddings * weights)
+        return embeddings, tape.gradient(total, embedder.trainable_variables)
+
+    present_embeddings, present_gradients = value_and_gradients(present)
+    every_embeddings, every_gradients = value_and_gradients(every)
+
+    np.testing.assert_allclose(every_embeddings.numpy(), present_embeddings.numpy(), atol=1e-5)
+    assert len(every_gradients) == len(present_gradients) > 0
+    for mine, theirs in zip(every_gradients, present_gradients):
+        np.testing.assert_allclose(tf.convert_to_tensor(mine).numpy(), tf.convert_to_tensor(theirs).numpy(), atol=1e-5)
+
+
+def test_every_row_strategy_has_no_data_dependent_shapes():
+    """"all" must not gather the present rows or scatter them back: those are what cost a
+    device-to-host sync per encoder on a GPU."""
+    inputs = _inputs(np.random.default_rng(18), MIXED)
+
+    present_ops = _traced_op_types(_embedder(encoder_rows="present"), inputs)
+    every_ops = _traced_op_types(_embedder(encoder_rows="all"), inputs)
+
+    assert {"Where", "TensorScatterUpdate"} <= present_ops
+    assert not {"Where", "TensorScatterUpdate", "GatherV2"} & every_ops
+
+
+def test_auto_resolves_by_whether_a_gpu_is_visible(monkeypatch):
+    from mmin_tf.layers import modality_embedder
+
+    assert modality_embedder.resolve_encoder_rows("present") == "present"
+    assert modality_embedder.resolve_encoder_rows("all") == "all"
+    assert modality_embedder.resolve_encoder_rows("auto") == "present"  # this CPU-only test machine
+    inputs = _inputs(np.random.default_rng(19), MIXED)
+    assert "TensorScatterUpdate" in _traced_op_types(_embedder(encoder_rows="auto"), inputs)
+
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda kind=None: ["/physical_device:GPU:0"] if kind == "GPU" else []
+    )
+    assert modality_embedder.resolve_encoder_rows("auto") == "all"
+    assert modality_embedder.resolve_encoder_rows("present") == "present"
+
+
+def test_encoder_rows_survives_the_config_and_rejects_unknown_values():
+    embedder = _embedder(encoder_rows="all")
+
+    restored = ModalityEmbedder.from_config(embedder.get_config())
+
+    assert restored.encoder_rows == "all"
+    with pytest.raises(ValueError, match=r"`encoder_rows` must be one of \('auto', 'present', 'all'\). Received: 'dense'"):
+        embedder.encoder_rows = "dense"
+    with pytest.raises(ValueError, match=r"`encoder_rows` must be one of"):
+        ModalityEmbedder(MODALITIES, _encoders(), encoder_rows="every")

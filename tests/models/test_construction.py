@@ -56,6 +56,18 @@ def test_build_embedder_is_built_with_normalization():
     assert set(embedder.normalizers) == {"acoustic"}
 
 
+@pytest.mark.parametrize("encoder_rows", ["auto", "present", "all"])
+def test_build_embedder_follows_encoder_rows(encoder_rows):
+    embedder = construction.build_embedder(MODALITIES, _config(encoder_rows=encoder_rows), NORMALIZATION)
+
+    assert embedder.encoder_rows == encoder_rows
+
+
+def test_model_config_rejects_unknown_encoder_rows():
+    with pytest.raises(ValueError, match=r"`encoder_rows` must be one of \('auto', 'present', 'all'\). Received: 'dense'"):
+        _config(encoder_rows="dense")
+
+
 @pytest.mark.parametrize("dropout, expected", [(None, 0.3), (0.1, 0.1)])
 def test_build_utterance_fusion_classifier_dropout(dropout, expected):
     model = construction.build_utterance_fusion(

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -69,3 +70,24 @@ def test_like_keeps_the_trainers_networks_and_settings():
     assert (reference.model, reference.teacher, reference.backward) == (ours.model, ours.teacher, ours.backward)
     assert (reference.clip_norm, reference.finetune_encoders) == (0.3, False)
     assert not reference.model.embedder.trainable
+
+
+def test_training_on_every_row_updates_the_model_as_training_on_present_rows():
+    """`encoder_rows="all"` (the GPU choice) is a way of computing, not another model: from the
+    same teacher and initial weights, two training steps leave the same weights (no dropout)."""
+    teacher = construction.build_utterance_fusion(MODALITIES, 4, NO_DROPOUT, _normalization())
+    trained = {}
+    for encoder_rows in ("present", "all"):
+        config = dataclasses.replace(NO_DROPOUT, encoder_rows=encoder_rows)
+        keras.utils.set_random_seed(7)  # same initial imagination and classifier weights
+        trainer = construction.build_mmin_trainer(teacher, 4, config, configs.LossConfig(), 1.0, True)
+        assert trainer.model.embedder.encoder_rows == encoder_rows
+        trainer.compile(optimizer=keras.optimizers.Adam(1e-2))
+        for seed in (4, 5):
+            trainer.train_on_batch(*_batch(batch=12, time=7, seed=seed))
+        trained[encoder_rows] = trainer.model.get_weights()
+    keras.utils.set_random_seed(7)
+    initial = construction.build_mmin_trainer(teacher, 4, NO_DROPOUT, configs.LossConfig(), 1.0, True).model
+    assert all(not np.allclose(a, b) for a, b in zip(trained["all"], initial.get_weights()))  # every weight trained
+    for present, every in zip(trained["present"], trained["all"]):
+        np.testing.assert_allclose(every, present, rtol=1e-4, atol=1e-5)

@@ -148,11 +148,12 @@ def test_classifier_trainer_hides_missing_modalities():
     assert out == pytest.approx(out_altered, rel=1e-6)
 
 
+@pytest.mark.parametrize("encoder_rows", ["present", "all"])
 @pytest.mark.parametrize("cached_teacher", [False, True])
-def test_mmin_step_under_mixed_bfloat16(cached_teacher):
+def test_mmin_step_under_mixed_bfloat16(cached_teacher, encoder_rows):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        trainer = _mmin_trainer()
+        trainer = _mmin_trainer(encoder_rows=encoder_rows)
         assert trainer.model.embedder.encoders["acoustic"].compute_dtype == "bfloat16"
         inputs, labels = _batch()
         if cached_teacher:  # as training attaches it: float32, whatever the teacher computes in
