@@ -55,7 +55,7 @@ from mmin_tf.callbacks import EpochTimer  # noqa: E402
 from mmin_tf import modalities as modalities_lib  # noqa: E402
 from mmin_tf.data import pipeline, synthetic  # noqa: E402
 from mmin_tf.data.writer import DatasetWriter  # noqa: E402
-from mmin_tf.layers.modality_embedder import resolve_encoder_rows  # noqa: E402
+from mmin_tf.layers.modality_embedder import EncoderRows, resolve_encoder_rows  # noqa: E402
 from mmin_tf.models import construction  # noqa: E402
 from mmin_tf.models.reference import ReferenceMMINTrainer  # noqa: E402
 from mmin_tf.models.trainer import ClassifierTrainer  # noqa: E402
@@ -73,10 +73,10 @@ _DURATION_SPREAD = flags.DEFINE_float(
     "`iemocap` setting: log-normal sigma of the utterance's duration, shared by its modalities "
     "(with the default 0.12 each length has sigma 0.35, log-lengths correlate 0.88).")
 _JIT = flags.DEFINE_bool("jit_compile", False, "Compile the baseline and MMIN steps with XLA (the reference never).")
-_ENCODER_ROWS = flags.DEFINE_enum(
-    "encoder_rows", "auto", ["auto", "present", "all"],
+_ENCODER_ROWS = flags.DEFINE_enum_class(
+    "encoder_rows", EncoderRows.AUTO, EncoderRows,
     "Rows our MMIN's student encoders run on, as `mmin_tf.train --encoder_rows`; the other choice "
-    "runs too, as mmin_<choice>_rows.")
+    "runs too, as mmin_<choice>_rows.", case_sensitive=False)
 _COMPARE_BOUNDARIES = flags.DEFINE_bool(
     "compare_boundaries", False,
     "Variable lengths: also run our step on batches padded to length boundaries (a few fixed "
@@ -188,7 +188,8 @@ def epoch_flops_per_utterance(data, modalities, model_config, student_rows, teac
 
 def step_flops(batch, modalities, model_config, student_rows, teacher_every_step):
     """Training FLOPs per row of one MMIN step on `batch` (forward x 3 for trained parts, x 1 for the
-    teacher). `student_rows`: "present" (the present rows and one zero row per encoder) or "all";
+    teacher). `student_rows`: `EncoderRows.PRESENT` (the present rows and one zero row per encoder)
+    or `EncoderRows.ALL`;
     `teacher_every_step`: the teacher encodes every row (the original) instead of a cache."""
     inputs, _ = batch
     availability = inputs[pipeline.AVAILABILITY].numpy()
@@ -197,7 +198,7 @@ def step_flops(batch, modalities, model_config, student_rows, teacher_every_step
     for index, spec in enumerate(modalities):
         steps = inputs[spec.name].shape[1]
         present = int((availability[:, index] & (inputs[spec.length_key].numpy() > 0)).sum())
-        student = rows if student_rows == "all" else present + 1
+        student = rows if student_rows is EncoderRows.ALL else present + 1
         total += 3 * encoder_flops(spec, model_config, student, steps)
         if teacher_every_step:
             total += encoder_flops(spec, model_config, rows, steps)  # every row's complement
@@ -298,7 +299,7 @@ def run_setting(name, spreads, args, peak):
         unbucketed_data = cached_data(unbucketed)
 
         chosen = resolve_encoder_rows(args["encoder_rows"])
-        other = "present" if chosen == "all" else "all"
+        other = EncoderRows.PRESENT if chosen is EncoderRows.ALL else EncoderRows.ALL
 
         def mmin_trainer(reference=False, encoder_rows=chosen):
             trainer = construction.build_mmin_trainer(
@@ -312,7 +313,7 @@ def run_setting(name, spreads, args, peak):
 
         runs = {
             "mmin": (mmin_trainer(), ours_data),
-            f"mmin_{other}_rows": (mmin_trainer(encoder_rows=other), ours_data),
+            f"mmin_{other.value}_rows": (mmin_trainer(encoder_rows=other), ours_data),
             "reference": (mmin_trainer(reference=True), reference_data),
         }
         if any(spreads):  # with equal lengths, bucketing changes nothing
@@ -330,7 +331,7 @@ def run_setting(name, spreads, args, peak):
             report(name, label, rates[label], f"teacher_cache_seconds={cache_seconds:.2f}" if label == "mmin" else "")
 
         counted = {label: (chosen, False) for label in runs}  # (student rows, teacher every step)
-        counted.update({f"mmin_{other}_rows": (other, False), "reference": ("all", True)})
+        counted.update({f"mmin_{other.value}_rows": (other, False), "reference": (EncoderRows.ALL, True)})
         repeats = 5 if args["quick"] else 10
         split = time_split(ours, next(iter(ours_data)), repeats)
         print(f"train_split setting={name} model=mmin encoders_ms={split[0] * 1e3:.1f} "
@@ -391,7 +392,7 @@ def main(argv):
     names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
     print(f"machine cpus={os.cpu_count()} load_average={os.getloadavg()[0]:.2f} tensorflow={tf.__version__} "
           f"gpus={','.join(names) or 'none'} tf32={tf.config.experimental.tensor_float_32_execution_enabled()} jit_compile={_JIT.value} op_determinism={_OP_DETERMINISM.value} "
-          f"encoder_rows={_ENCODER_ROWS.value}->{resolve_encoder_rows(_ENCODER_ROWS.value)}")
+          f"encoder_rows={_ENCODER_ROWS.value.value}->{resolve_encoder_rows(_ENCODER_ROWS.value).value}")
     # Large enough that one product runs well past launch overhead on a GPU.
     peak = matmul_peak_flops(8192 if gpus else 2048)
     print(f"matmul_peak_gflops_per_second={peak / 1e9:.1f}")

@@ -13,7 +13,7 @@ import json
 from typing import Optional
 
 from mmin_tf.data.pipeline import ConditionMode
-from mmin_tf.layers.modality_embedder import ENCODER_ROWS
+from mmin_tf.layers.modality_embedder import EncoderRows
 
 
 class ModelKind(enum.Enum):
@@ -100,9 +100,9 @@ class ModelConfig:
         share_autoencoders: backward imagination shares the forward network's weights
             (the original's MSP-IMPROV script).
         use_cudnn: LSTM kernel choice on GPUs ("auto", "true", "false").
-        encoder_rows: which rows the encoders run on ("auto", "present", "all"; see
-            `ModalityEmbedder`): "present" skips the rows of missing modalities (fastest on CPUs),
-            "all" encodes every row, zeros where missing (fastest on GPUs); "auto" picks by device.
+        encoder_rows: which rows the encoders run on (`EncoderRows`; see `ModalityEmbedder`):
+            PRESENT skips the rows of missing modalities (fastest on CPUs), ALL encodes every
+            row, zeros where missing (fastest on GPUs); AUTO picks by device.
     """
 
     kind: ModelKind
@@ -117,7 +117,7 @@ class ModelConfig:
     use_transition: bool = True
     share_autoencoders: bool = False
     use_cudnn: str = "auto"
-    encoder_rows: str = "auto"
+    encoder_rows: EncoderRows = EncoderRows.AUTO
 
     def __post_init__(self):
         if not isinstance(self.kind, ModelKind):
@@ -134,8 +134,8 @@ class ModelConfig:
             raise ValueError("`autoencoder_hidden_sizes` must be non-empty")
         if self.use_cudnn not in ("auto", "true", "false"):
             raise ValueError(f"`use_cudnn` must be auto, true or false. Received: {self.use_cudnn}")
-        if self.encoder_rows not in ENCODER_ROWS:
-            raise ValueError(f"`encoder_rows` must be one of {ENCODER_ROWS}. Received: {self.encoder_rows!r}")
+        if not isinstance(self.encoder_rows, EncoderRows):
+            raise TypeError(f"`encoder_rows` must be an EncoderRows. Received: {self.encoder_rows!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,6 +287,8 @@ class TrainConfig:
     def from_json(cls, config: dict) -> "TrainConfig":
         """The inverse of `to_json` (a run's config.json), validated again."""
         model = dict(config["model"], kind=ModelKind(config["model"]["kind"]))
+        if "encoder_rows" in model:  # absent from runs begun before it existed: the default
+            model["encoder_rows"] = EncoderRows(model["encoder_rows"])
         for key in ("text_cnn_kernel_sizes", "classifier_hidden_sizes", "autoencoder_hidden_sizes"):
             model[key] = tuple(model[key])
         mode = config["condition_mode"]

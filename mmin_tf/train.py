@@ -60,10 +60,11 @@ _NUM_BLOCKS = flags.DEFINE_integer("num_blocks", 5, "Residual autoencoders in th
 _USE_TRANSITION = flags.DEFINE_bool("use_transition", True, "The original code's MLP after the CRA.")
 _SHARE = flags.DEFINE_bool("share_autoencoders", False, "Backward imagination shares the forward weights.")
 _USE_CUDNN = flags.DEFINE_enum("use_cudnn", "auto", ["auto", "true", "false"], "cuDNN LSTM on GPUs.")
-_ENCODER_ROWS = flags.DEFINE_enum(
-    "encoder_rows", "auto", list(configs.ENCODER_ROWS),
+_ENCODER_ROWS = flags.DEFINE_enum_class(
+    "encoder_rows", configs.EncoderRows.AUTO, configs.EncoderRows,
     "Rows the encoders run on: present (skip missing modalities; fastest on CPUs), all (every row, "
-    "zeros where missing; fastest on GPUs), auto (all if a GPU is visible, else present).")
+    "zeros where missing; fastest on GPUs), auto (all if a GPU is visible, else present).",
+    case_sensitive=False)
 # MMIN losses.
 _CE_WEIGHT = flags.DEFINE_float("ce_weight", 1.0, "Classification loss weight.")
 _FORWARD_WEIGHT = flags.DEFINE_float("forward_weight", 4.0, "Forward imagination loss weight (lambda_1).")

@@ -311,12 +311,16 @@ def test_flagfiles_parse_into_the_documented_settings(flagfile, expected):
     assert config.resolved_condition_mode.value == expected["mode"]
 
 
-@pytest.mark.parametrize("arguments, expected", [([], "auto"), (["--encoder_rows=all"], "all"), (["--encoder_rows=present"], "present")])
+@pytest.mark.parametrize("arguments, expected", [
+    ([], configs.EncoderRows.AUTO), (["--encoder_rows=all"], configs.EncoderRows.ALL),
+    (["--encoder_rows=present"], configs.EncoderRows.PRESENT),
+])
 def test_encoder_rows_flag_reaches_the_model_config(arguments, expected):
     with flagsaver.flagsaver():
         FLAGS(["train", "--data_dir=/tmp/unused", "--output_dir=/tmp/unused", *arguments])
         config = train.config_from_flags()
-    assert config.model.encoder_rows == expected
+    assert config.model.encoder_rows is expected
+    assert configs.TrainConfig.from_json(config.to_json()) == config  # through config.json and back
 
 
 def test_fresh_start_forgets_a_stale_best_epoch(data_dir, tmp_path):

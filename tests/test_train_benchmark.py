@@ -5,12 +5,14 @@ import tensorflow as tf
 
 from mmin_tf import configs
 from mmin_tf.data.pipeline import AVAILABILITY
+from mmin_tf.layers.modality_embedder import EncoderRows
 from tests import tiny_runs
 from tests.benchmark_loader import load_benchmark
 
 train_throughput = load_benchmark("train_throughput")
 MODALITIES = tiny_runs.MODALITIES
 CONFIG = tiny_runs.tiny_config("d", "o", kind=configs.ModelKind.MMIN).model
+PRESENT, ALL = EncoderRows.PRESENT, EncoderRows.ALL
 
 
 def test_encoder_flops_match_a_hand_count():
@@ -28,9 +30,9 @@ def test_reference_step_counts_more_than_ours_and_all_rows_in_between():
     for spec in MODALITIES:
         inputs[spec.name] = tf.zeros([batch, 5, spec.feature_dim])
         inputs[spec.length_key] = tf.fill([batch], 5)
-    ours = train_throughput.step_flops((inputs, None), MODALITIES, CONFIG, "present", teacher_every_step=False)
-    all_rows = train_throughput.step_flops((inputs, None), MODALITIES, CONFIG, "all", teacher_every_step=False)
-    reference = train_throughput.step_flops((inputs, None), MODALITIES, CONFIG, "all", teacher_every_step=True)
+    ours = train_throughput.step_flops((inputs, None), MODALITIES, CONFIG, PRESENT, teacher_every_step=False)
+    all_rows = train_throughput.step_flops((inputs, None), MODALITIES, CONFIG, ALL, teacher_every_step=False)
+    reference = train_throughput.step_flops((inputs, None), MODALITIES, CONFIG, ALL, teacher_every_step=True)
     encoders = sum(train_throughput.encoder_flops(spec, CONFIG, 1, 5) for spec in MODALITIES)
     heads = train_throughput.head_flops(CONFIG, 24, 4, backward=True)
     # Ours: each encoder on its 2 present rows + the zero row, trained (x3); on all rows: every row
@@ -49,10 +51,10 @@ def test_epoch_flops_weight_batches_by_rows_and_count_padded_steps():
         return inputs, tf.zeros([rows], tf.int32)
 
     batches = [batch(4, 5), batch(2, 9)]
-    per_utterance = train_throughput.epoch_flops_per_utterance(batches, MODALITIES, CONFIG, "all", True)
-    expected = (4 * train_throughput.step_flops(batches[0], MODALITIES, CONFIG, "all", True)
-                + 2 * train_throughput.step_flops(batches[1], MODALITIES, CONFIG, "all", True)) / 6
+    per_utterance = train_throughput.epoch_flops_per_utterance(batches, MODALITIES, CONFIG, ALL, True)
+    expected = (4 * train_throughput.step_flops(batches[0], MODALITIES, CONFIG, ALL, True)
+                + 2 * train_throughput.step_flops(batches[1], MODALITIES, CONFIG, ALL, True)) / 6
     np.testing.assert_allclose(per_utterance, expected)
     # The 9-step batch costs more per row than the 5-step one although every row holds 2 frames.
-    assert train_throughput.step_flops(batches[1], MODALITIES, CONFIG, "all", True) > \
-        train_throughput.step_flops(batches[0], MODALITIES, CONFIG, "all", True)
+    assert train_throughput.step_flops(batches[1], MODALITIES, CONFIG, ALL, True) > \
+        train_throughput.step_flops(batches[0], MODALITIES, CONFIG, ALL, True)

@@ -12,15 +12,16 @@ from absl import app, flags
 from mmin_tf import cli
 
 from mmin_tf.export.saved_model import export_run
-from mmin_tf.layers.modality_embedder import ENCODER_ROWS
+from mmin_tf.layers.modality_embedder import EncoderRows
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "A finished training run directory.", required=True)
 _EXPORT_DIR = flags.DEFINE_string("export_dir", "saved_models/mmin", "Model base path (TF Serving's --model_base_path).")
 _WARMUP = flags.DEFINE_bool("warmup", True, "Write TF Serving warm-up requests (one per test condition).")
-_ENCODER_ROWS = flags.DEFINE_enum(
-    "encoder_rows", None, list(ENCODER_ROWS),
+_ENCODER_ROWS = flags.DEFINE_enum_class(
+    "encoder_rows", None, EncoderRows,
     "Rows the served encoders run on (default: the trained model's setting, auto unless trained "
-    "otherwise; auto resolves on this machine): present for CPU servers, all for GPU servers.")
+    "otherwise; auto resolves on this machine): present for CPU servers, all for GPU servers.",
+    case_sensitive=False)
 
 
 def main(argv):

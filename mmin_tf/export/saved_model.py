@@ -165,12 +165,12 @@ def export_model(model, modalities, label_names, export_dir: str, warmup: bool =
     return final
 
 
-def export_run(run_dir: str, export_dir: str, warmup: bool = True, encoder_rows: str | None = None) -> str:
+def export_run(run_dir: str, export_dir: str, warmup: bool = True, encoder_rows=None) -> str:
     """Exports the best model of a finished training run (`best.keras`, class names from `labels.json`).
 
-    `encoder_rows` ("auto", "present" or "all"; see `ModalityEmbedder`) replaces the model's own
-    setting in the served graph; None keeps it. "auto" resolves on this machine, when the graph is
-    traced: export with "present" for CPU servers, "all" for GPU servers.
+    `encoder_rows` (an `EncoderRows` or its value; see `ModalityEmbedder`) replaces the model's own
+    setting in the served graph; None keeps it. AUTO resolves on this machine, when the graph is
+    traced: export with PRESENT for CPU servers, ALL for GPU servers.
     """
     load_run_config(run_dir)  # a clear error when run_dir is not a run directory
     if not os.path.exists(os.path.join(run_dir, METRICS)):

@@ -1,19 +1,36 @@
 """Per-modality encoders with normalization and the paper's missing-modality embedding."""
 
+import enum
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from mmin_tf import modalities as modalities_lib
 
-ENCODER_ROWS = ("auto", "present", "all")
+class EncoderRows(enum.Enum):
+    """Which rows of a batch reach the encoders (see `ModalityEmbedder`)."""
+
+    AUTO = "auto"  # ALL where TensorFlow sees a GPU, else PRESENT
+    PRESENT = "present"  # the rows where the modality is present, plus one shared zero row
+    ALL = "all"  # every row, zeros where the modality is missing
 
 
-def resolve_encoder_rows(encoder_rows: str) -> str:
-    """"present" or "all": resolves "auto" by whether TensorFlow sees a GPU here."""
-    if encoder_rows != "auto":
+def encoder_rows_from(value) -> EncoderRows:
+    """`value`, an `EncoderRows` or its string value, as an `EncoderRows`."""
+    try:
+        return EncoderRows(value)
+    except ValueError:
+        names = [choice.value for choice in EncoderRows]
+        raise ValueError(f"`encoder_rows` must be one of {names}. Received: {value!r}") from None
+
+
+def resolve_encoder_rows(encoder_rows) -> EncoderRows:
+    """`PRESENT` or `ALL`: `encoder_rows` with `AUTO` resolved by whether TensorFlow sees a GPU here."""
+    encoder_rows = encoder_rows_from(encoder_rows)
+    if encoder_rows is not EncoderRows.AUTO:
         return encoder_rows
-    return "all" if tf.config.list_physical_devices("GPU") else "present"
+    return EncoderRows.ALL if tf.config.list_physical_devices("GPU") else EncoderRows.PRESENT
 
 
 @keras.saving.register_keras_serializable(package="mmin_tf")
@@ -30,8 +47,8 @@ class ModalityEmbedder(keras.layers.Layer):
     dropout) runs on every row, so in training each missing row draws its own dropout mask, as
     when the original encodes every row's zeros.
 
-    `encoder_rows` chooses how the rows reach the encoders; the embeddings are the same either way
-    (up to float rounding; under dropout, equal in distribution):
+    `encoder_rows` (`EncoderRows`) chooses how the rows reach the encoders; the embeddings are the
+    same either way (up to float rounding; under dropout, equal in distribution):
       - "present": only the rows where the modality is present, gathered, plus the one shared
         all-zero row, scattered back. The work falls with every missing modality: fastest on CPUs.
       - "all": every row, its input zeroed (and given `minimum_length` frames) where the modality
@@ -49,7 +66,7 @@ class ModalityEmbedder(keras.layers.Layer):
             `project(pool(...))`), an `output_size` and a `minimum_length`.
         normalization: dict modality name -> {"mean": list, "std": list} for the modalities to
             normalize; others are used as they are.
-        encoder_rows: "auto", "present" or "all" (see above).
+        encoder_rows: an `EncoderRows` or its value, "auto", "present" or "all" (see above).
 
     Call arguments:
         inputs: dict with, per modality, `name` float `(batch, time, feature_dim)` and
@@ -60,7 +77,7 @@ class ModalityEmbedder(keras.layers.Layer):
         `(batch, sum of encoder output sizes)`.
     """
 
-    def __init__(self, modalities, encoders, normalization=None, encoder_rows="auto", **kwargs):
+    def __init__(self, modalities, encoders, normalization=None, encoder_rows=EncoderRows.AUTO, **kwargs):
         super().__init__(**kwargs)
         self.encoder_rows = encoder_rows
         self.modalities = tuple(
@@ -103,15 +120,13 @@ class ModalityEmbedder(keras.layers.Layer):
             )
 
     @property
-    def encoder_rows(self) -> str:
-        """"auto", "present" or "all"; set before the graph is traced (see the class docstring)."""
+    def encoder_rows(self) -> EncoderRows:
+        """Set before the graph is traced (see the class docstring); takes an `EncoderRows` or its value."""
         return self._encoder_rows
 
     @encoder_rows.setter
-    def encoder_rows(self, value: str):
-        if value not in ENCODER_ROWS:
-            raise ValueError(f"`encoder_rows` must be one of {ENCODER_ROWS}. Received: {value!r}")
-        self._encoder_rows = value
+    def encoder_rows(self, value):
+        self._encoder_rows = encoder_rows_from(value)
 
     @property
     def output_size(self):
@@ -128,7 +143,7 @@ class ModalityEmbedder(keras.layers.Layer):
     def embed_modality(self, spec, features, lengths, training=None):
         """One modality's embeddings `(batch, output_size)` from `features` `(batch, time, dim)` and
         `lengths` `(batch,)` (0 = missing), by the `encoder_rows` strategy; see the class docstring."""
-        if resolve_encoder_rows(self.encoder_rows) == "all":
+        if resolve_encoder_rows(self.encoder_rows) is EncoderRows.ALL:
             return self.embed_every_row(spec, features, lengths, training)
         return self.embed_present_rows(spec, features, lengths, training)
 
@@ -186,6 +201,6 @@ class ModalityEmbedder(keras.layers.Layer):
             modalities=[spec.to_json() for spec in self.modalities],
             encoders={name: keras.layers.serialize(layer) for name, layer in self.encoders.items()},
             normalization=self.normalization,
-            encoder_rows=self.encoder_rows,
+            encoder_rows=self.encoder_rows.value,
         )
         return config

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from mmin_tf.layers import ModalityEmbedder, SequenceEncoder, TextCNN
+from mmin_tf.layers.modality_embedder import EncoderRows
 from tests import layer_checks
 
 MODALITIES = layer_checks.TINY_MODALITIES
@@ -394,17 +395,17 @@ def test_every_row_strategy_has_no_data_dependent_shapes():
 def test_auto_resolves_by_whether_a_gpu_is_visible(monkeypatch):
     from mmin_tf.layers import modality_embedder
 
-    assert modality_embedder.resolve_encoder_rows("present") == "present"
-    assert modality_embedder.resolve_encoder_rows("all") == "all"
-    assert modality_embedder.resolve_encoder_rows("auto") == "present"  # this CPU-only test machine
+    assert modality_embedder.resolve_encoder_rows("present") is EncoderRows.PRESENT
+    assert modality_embedder.resolve_encoder_rows(EncoderRows.ALL) is EncoderRows.ALL
+    assert modality_embedder.resolve_encoder_rows(EncoderRows.AUTO) is EncoderRows.PRESENT  # this CPU-only machine
     inputs = _inputs(np.random.default_rng(19), MIXED)
     assert "TensorScatterUpdate" in _traced_op_types(_embedder(encoder_rows="auto"), inputs)
 
     monkeypatch.setattr(
         tf.config, "list_physical_devices", lambda kind=None: ["/physical_device:GPU:0"] if kind == "GPU" else []
     )
-    assert modality_embedder.resolve_encoder_rows("auto") == "all"
-    assert modality_embedder.resolve_encoder_rows("present") == "present"
+    assert modality_embedder.resolve_encoder_rows("auto") is EncoderRows.ALL
+    assert modality_embedder.resolve_encoder_rows(EncoderRows.PRESENT) is EncoderRows.PRESENT
 
 
 def test_encoder_rows_survives_the_config_and_rejects_unknown_values():
@@ -412,8 +413,9 @@ def test_encoder_rows_survives_the_config_and_rejects_unknown_values():
 
     restored = ModalityEmbedder.from_config(embedder.get_config())
 
-    assert restored.encoder_rows == "all"
-    with pytest.raises(ValueError, match=r"`encoder_rows` must be one of \('auto', 'present', 'all'\). Received: 'dense'"):
+    assert embedder.get_config()["encoder_rows"] == "all"  # JSON-serializable
+    assert restored.encoder_rows is EncoderRows.ALL
+    with pytest.raises(ValueError, match=r"`encoder_rows` must be one of \['auto', 'present', 'all'\]. Received: 'dense'"):
         embedder.encoder_rows = "dense"
     with pytest.raises(ValueError, match=r"`encoder_rows` must be one of"):
         ModalityEmbedder(MODALITIES, _encoders(), encoder_rows="every")

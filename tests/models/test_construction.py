@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from mmin_tf.configs import LossConfig, ModelKind
+from mmin_tf.configs import EncoderRows, LossConfig, ModelKind
 from mmin_tf.layers import (
     CascadeResidualAutoencoder,
     ModalityEmbedder,
@@ -56,16 +56,16 @@ def test_build_embedder_is_built_with_normalization():
     assert set(embedder.normalizers) == {"acoustic"}
 
 
-@pytest.mark.parametrize("encoder_rows", ["auto", "present", "all"])
+@pytest.mark.parametrize("encoder_rows", list(EncoderRows))
 def test_build_embedder_follows_encoder_rows(encoder_rows):
     embedder = construction.build_embedder(MODALITIES, _config(encoder_rows=encoder_rows), NORMALIZATION)
 
-    assert embedder.encoder_rows == encoder_rows
+    assert embedder.encoder_rows is encoder_rows
 
 
-def test_model_config_rejects_unknown_encoder_rows():
-    with pytest.raises(ValueError, match=r"`encoder_rows` must be one of \('auto', 'present', 'all'\). Received: 'dense'"):
-        _config(encoder_rows="dense")
+def test_model_config_rejects_encoder_rows_that_are_no_choice():
+    with pytest.raises(TypeError, match=r"`encoder_rows` must be an EncoderRows. Received: 'all'"):
+        _config(encoder_rows="all")
 
 
 @pytest.mark.parametrize("dropout, expected", [(None, 0.3), (0.1, 0.1)])

@@ -73,21 +73,21 @@ def test_like_keeps_the_trainers_networks_and_settings():
 
 
 def test_training_on_every_row_updates_the_model_as_training_on_present_rows():
-    """`encoder_rows="all"` (the GPU choice) is a way of computing, not another model: from the
+    """`EncoderRows.ALL` (the GPU choice) is a way of computing, not another model: from the
     same teacher and initial weights, two training steps leave the same weights (no dropout)."""
     teacher = construction.build_utterance_fusion(MODALITIES, 4, NO_DROPOUT, _normalization())
     trained = {}
-    for encoder_rows in ("present", "all"):
+    for encoder_rows in (configs.EncoderRows.PRESENT, configs.EncoderRows.ALL):
         config = dataclasses.replace(NO_DROPOUT, encoder_rows=encoder_rows)
         keras.utils.set_random_seed(7)  # same initial imagination and classifier weights
         trainer = construction.build_mmin_trainer(teacher, 4, config, configs.LossConfig(), 1.0, True)
-        assert trainer.model.embedder.encoder_rows == encoder_rows
+        assert trainer.model.embedder.encoder_rows is encoder_rows
         trainer.compile(optimizer=keras.optimizers.Adam(1e-2))
         for seed in (4, 5):
             trainer.train_on_batch(*_batch(batch=12, time=7, seed=seed))
         trained[encoder_rows] = trainer.model.get_weights()
     keras.utils.set_random_seed(7)
     initial = construction.build_mmin_trainer(teacher, 4, NO_DROPOUT, configs.LossConfig(), 1.0, True).model
-    assert all(not np.allclose(a, b) for a, b in zip(trained["all"], initial.get_weights()))  # every weight trained
-    for present, every in zip(trained["present"], trained["all"]):
+    assert all(not np.allclose(a, b) for a, b in zip(trained[configs.EncoderRows.ALL], initial.get_weights()))  # every weight trained
+    for present, every in zip(trained[configs.EncoderRows.PRESENT], trained[configs.EncoderRows.ALL]):
         np.testing.assert_allclose(every, present, rtol=1e-4, atol=1e-5)

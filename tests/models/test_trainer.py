@@ -148,7 +148,7 @@ def test_classifier_trainer_hides_missing_modalities():
     assert out == pytest.approx(out_altered, rel=1e-6)
 
 
-@pytest.mark.parametrize("encoder_rows", ["present", "all"])
+@pytest.mark.parametrize("encoder_rows", [configs.EncoderRows.PRESENT, configs.EncoderRows.ALL])
 @pytest.mark.parametrize("cached_teacher", [False, True])
 def test_mmin_step_under_mixed_bfloat16(cached_teacher, encoder_rows):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
