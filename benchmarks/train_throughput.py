@@ -273,9 +273,8 @@ def run_setting(name, spreads, args, peak):
         baseline = ClassifierTrainer(teacher, clip_norm=0.5)
         baseline.compile(optimizer=keras.optimizers.Adam(2e-4), jit_compile=args["jit_compile"])
         full = pipeline.training_conditions(pipeline.ConditionMode.FULL, modalities)
-        read_ahead = batching.window_batches  # as mmin_tf.training
         full_data = pipeline.repeat_epochs(pipeline.make_training_dataset(
-            train, modalities, full, batching, sample_one_condition=False, seed=args["seed"]), read_ahead)
+            train, modalities, full, batching, sample_one_condition=False, seed=args["seed"]), batching)
         full_steps = pipeline.training_steps_per_epoch(count, len(full), batching, sample_one_condition=False)
         baseline.fit(full_data, epochs=1, steps_per_epoch=full_steps, verbose=0)  # warm-up: tracing
         report(name, "baseline", [count / timed_epoch(baseline, full_data, full_steps) for _ in range(args["rounds"])])
@@ -289,13 +288,13 @@ def run_setting(name, spreads, args, peak):
         def cached_data(batching):
             return pipeline.repeat_epochs(pipeline.make_training_dataset(
                 cached, modalities, missing, batching, sample_one_condition=True, seed=args["seed"],
-                extra_keys=(pipeline.TEACHER_EMBEDDING,)), read_ahead)
+                extra_keys=(pipeline.TEACHER_EMBEDDING,)), batching)
 
         ours_data = cached_data(batching)
         # The original draws batches at random and pads each to its longest utterance.
         unbucketed = pipeline.Batching(args["batch_size"])
         reference_data = pipeline.repeat_epochs(pipeline.make_training_dataset(
-            train, modalities, missing, unbucketed, sample_one_condition=True, seed=args["seed"]), read_ahead)
+            train, modalities, missing, unbucketed, sample_one_condition=True, seed=args["seed"]), unbucketed)
         unbucketed_data = cached_data(unbucketed)
 
         chosen = resolve_encoder_rows(args["encoder_rows"])

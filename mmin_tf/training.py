@@ -301,7 +301,7 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
     }
 
     trainer(next(iter(train_dataset))[0])  # build eagerly before any restore
-    train_dataset = pipeline.repeat_epochs(train_dataset, read_ahead=batching.window_batches)
+    train_dataset = pipeline.repeat_epochs(train_dataset, batching)
     best_path = os.path.join(config.output_dir, BEST_MODEL)
     backup_dir = os.path.join(config.output_dir, "backup")
     if not os.path.exists(backup_dir):  # a fresh start: forget any earlier run's best epoch

@@ -412,21 +412,19 @@ def make_training_dataset(
     return _batch(dataset, batching, modalities, shuffle_seed=seed + 2).prefetch(AUTOTUNE)
 
 
-def repeat_epochs(one_epoch: tf.data.Dataset, read_ahead: int) -> tf.data.Dataset:
-    """`one_epoch` (a `make_training_dataset`) epoch after epoch without end: the same batches as
-    fresh iterations of it would give, continuing after those already iterated.
+def repeat_epochs(one_epoch: tf.data.Dataset, batching: Batching) -> tf.data.Dataset:
+    """`one_epoch` (a `make_training_dataset` with `batching`) epoch after epoch without end: the
+    same batches as fresh iterations of it would give, continuing after those already iterated.
 
-    One iterator then serves a whole `fit`, and up to `read_ahead` batches are prepared ahead of
-    the step, across epoch ends. A sorted window is complete only once all its examples are
-    read, so pass `batching.window_batches`: the next window is then assembled while the current
-    one's batches train, instead of while the step waits (`AUTOTUNE` starts with one batch ahead).
-    Pass `steps_per_epoch=training_steps_per_epoch(...)` to `fit`. Take any batch for other uses
+    One iterator then serves a whole `fit`, and a sorted window's worth of batches
+    (`batching.window_batches`) is prepared ahead of the step, across epoch ends. A window is
+    complete only once all its examples are read, so the next window is then assembled while the
+    current one's batches train, instead of while the step waits (`AUTOTUNE` starts with one
+    batch ahead). Pass `steps_per_epoch=training_steps_per_epoch(...)` to `fit`. Take any batch for other uses
     (building a model) from `one_epoch`, not from the repeated dataset: its read-ahead could
     start the next epoch and so change the epochs `fit` sees.
     """
-    if read_ahead < 1:
-        raise ValueError(f"`read_ahead` must be >= 1 batch. Received: {read_ahead}")
-    return one_epoch.repeat().prefetch(read_ahead)
+    return one_epoch.repeat().prefetch(batching.window_batches)
 
 
 def training_steps_per_epoch(

@@ -480,13 +480,13 @@ def test_repeated_epochs_are_the_epochs_fresh_iterations_give(
         epochs = [[signature(batch) for batch in fresh.as_numpy_iterator()] for _ in range(3)]
         assert [len(epoch) for epoch in epochs] == [steps] * 3
         assert epochs[0] != epochs[1]  # reshuffled (and redrawn) every epoch
-        repeated = pipeline.repeat_epochs(continued, read_ahead=3).as_numpy_iterator()
+        repeated = pipeline.repeat_epochs(continued, batching).as_numpy_iterator()
         assert [[signature(next(repeated)) for _ in range(steps)] for _ in range(3)] == epochs
 
 
-def test_repeated_epochs_prepare_read_ahead_batches_across_epoch_ends():
-    """The step should not wait for the next sorted window: `read_ahead` batches are prepared
-    ahead, here across the end of a 2-batch epoch (AUTOTUNE would hold only one)."""
+def test_repeated_epochs_prepare_a_window_of_batches_across_epoch_ends():
+    """The step should not wait for the next sorted window: a window's worth of batches is
+    prepared ahead, here across the end of a 2-batch epoch (AUTOTUNE would hold only one)."""
     produced = []
 
     def batches():
@@ -495,7 +495,7 @@ def test_repeated_epochs_prepare_read_ahead_batches_across_epoch_ends():
             yield index
 
     one_epoch = tf.data.Dataset.from_generator(batches, output_signature=tf.TensorSpec([], tf.int64))
-    repeated = iter(pipeline.repeat_epochs(one_epoch, read_ahead=5))
+    repeated = iter(pipeline.repeat_epochs(one_epoch, Batching(batch_size=1, window_batches=5)))
 
     assert [int(next(repeated)) for _ in range(1)] == [0]
     deadline = time.monotonic() + 20
@@ -503,8 +503,6 @@ def test_repeated_epochs_prepare_read_ahead_batches_across_epoch_ends():
         time.sleep(0.01)
     assert len(produced) == 6  # 1 consumed + 5 ahead, reaching into the third epoch
     assert [int(next(repeated)) for _ in range(5)] == [1, 0, 1, 0, 1]
-    with pytest.raises(ValueError, match="`read_ahead` must be >= 1 batch. Received: 0"):
-        pipeline.repeat_epochs(one_epoch, read_ahead=0)
 
 
 def test_steps_per_epoch_needs_examples_and_conditions():

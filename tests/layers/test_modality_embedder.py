@@ -406,6 +406,8 @@ def test_auto_resolves_by_whether_a_gpu_is_visible(monkeypatch):
     )
     assert modality_embedder.resolve_encoder_rows("auto") is EncoderRows.ALL
     assert modality_embedder.resolve_encoder_rows(EncoderRows.PRESENT) is EncoderRows.PRESENT
+    # The layer follows the resolution when it traces: no scatter where a GPU is visible.
+    assert "TensorScatterUpdate" not in _traced_op_types(_embedder(encoder_rows="auto"), inputs)
 
 
 def test_encoder_rows_survives_the_config_and_rejects_unknown_values():
