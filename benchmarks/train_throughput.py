@@ -18,6 +18,9 @@ those, sigma 0.35, correlated across an utterance's modalities as its duration d
              complementary view, every step), on batches drawn at random and padded to their
              longest utterance (the original's `collate_fn`); tests/models/test_reference.py
              checks the losses are equal.
+  mmin_mixed_bfloat16 (with --mixed_precision)  `mmin` under Keras's mixed_bfloat16 policy
+             (bfloat16 compute, float32 weights); its FLOPs are counted as `mmin`'s, its
+             fraction of peak against the float32 matmul's.
   mmin_unbucketed (variable lengths only)  MMINTrainer on the reference's batches: separates what
              length bucketing buys from what skipping the encoders' work buys.
 
@@ -82,6 +85,10 @@ _COMPARE_BOUNDARIES = flags.DEFINE_bool(
     "Variable lengths: also run our step on batches padded to length boundaries (a few fixed "
     "shapes, as for XLA), as mmin_boundaries: more padded steps, fewer distinct shapes (GPU kernels "
     "such as cuDNN's RNN are planned per shape).")
+_MIXED_PRECISION = flags.DEFINE_bool(
+    "mixed_precision", False,
+    "Also run our MMIN under Keras's mixed_bfloat16 policy (as `mmin_tf.train --mixed_precision`), "
+    "as mmin_mixed_bfloat16; the reference stays float32.")
 _OP_DETERMINISM = flags.DEFINE_bool(
     "op_determinism", True,
     "Deterministic TF ops, as `mmin_tf.train` runs (always off with --jit_compile). On GPUs this "
@@ -319,6 +326,12 @@ def run_setting(name, spreads, args, peak):
             runs["mmin_unbucketed"] = (mmin_trainer(), unbucketed_data)
             if args["compare_boundaries"] and not args["jit_compile"]:
                 runs["mmin_boundaries"] = (mmin_trainer(), cached_data(batching_for(info, config, fixed_shapes=True)))
+        if args["mixed_precision"]:
+            keras.mixed_precision.set_global_policy("mixed_bfloat16")
+            try:
+                runs["mmin_mixed_bfloat16"] = (mmin_trainer(), ours_data)
+            finally:
+                keras.mixed_precision.set_global_policy("float32")
         ours, reference = runs["mmin"][0], runs["reference"][0]
         for trainer, data in runs.values():  # warm-up: tracing
             trainer.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
@@ -386,6 +399,7 @@ def main(argv):
         "op_determinism": _OP_DETERMINISM.value,
         "encoder_rows": _ENCODER_ROWS.value,
         "compare_boundaries": _COMPARE_BOUNDARIES.value,
+        "mixed_precision": _MIXED_PRECISION.value,
     }
     gpus = tf.config.list_physical_devices("GPU")
     names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]

@@ -224,7 +224,9 @@ class TrainConfig:
         jit_compile: XLA. None lets Keras choose, which with TF's op determinism on (every run
             but an XLA one) is off; True compiles the step and turns op determinism off (Keras
             refuses XLA with it), and batches then pad to fixed bucket lengths.
-        mixed_precision: float16 compute on GPUs.
+        mixed_precision: Keras's `mixed_bfloat16` policy for the models this run builds
+            (bfloat16 compute, float32 weights); the caller's global policy is restored after.
+            Accuracy against float32 not measured.
         profile_batch: (start, stop) batches traced for TensorBoard's profiler; None: off.
     """
 

@@ -16,6 +16,7 @@ Run directory layout:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -235,6 +236,20 @@ def write_test_metrics(model, config: TrainConfig, info, test_examples, batching
     return result
 
 
+def _restore_backup(trainer: keras.Model, backup: keras.callbacks.BackupAndRestore) -> int:
+    """Restores `backup`'s last state (weights, optimizer, random states) into `trainer` now and
+    returns the batches it had trained (0 without a backup), so the data stream can continue
+    where the interrupted run stopped; `fit` restores the same state again as it begins.
+
+    Read here, not by the stream when `fit` first draws from it: in a compiled step the
+    optimizer's counter is incremented concurrently with the fetch of the step's batch, so such a
+    read sees 0 or 1 at random (measured: it usually saw 1 in a fresh run).
+    """
+    backup.set_model(trainer)
+    backup.on_train_begin()
+    return int(trainer.optimizer.iterations.numpy())
+
+
 def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
     """Trains (or resumes, or skips when complete) one run; returns its test metrics.
 
@@ -261,10 +276,35 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
             teacher_run = teacher_config(config)
             pretrained_dir = teacher_run.output_dir
             run_training(teacher_run)
+        # Seeded before loading as well: the teacher's dropout generators (unused: it is frozen)
+        # draw their seeds as it loads, and they are part of the trainer's saved state.
+        cli.set_seed(config.seed, op_determinism=not config.jit_compile)
         teacher = load_teacher(pretrained_dir, config, info)
     cli.set_seed(config.seed, op_determinism=not config.jit_compile)
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    with _dtype_policy(config.mixed_precision):
+        return _train_and_test(config, info, teacher, extra_callbacks)
+
+
+@contextlib.contextmanager
+def _dtype_policy(mixed_precision: bool):
+    """Keras's global dtype policy for the models built inside (`mixed_bfloat16` or `float32`);
+    the caller's policy is back afterwards, so one run's setting never leaks into the next."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if mixed_precision else "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _train_and_test(
+    config: TrainConfig,
+    info: format_lib.DatasetInfo,
+    teacher: keras.Model | None,
+    extra_callbacks: Sequence[keras.callbacks.Callback],
+) -> dict:
+    """The rest of `run_training` once the seed is set and, for MMIN, the frozen teacher (an
+    `UtteranceFusion`) loaded: trains, then writes and returns the test metrics."""
     modalities = info.modalities
     splits = {
         split: pipeline.read_fold_split(config.data.data_dir, info, config.data.fold, split).cache()
@@ -301,9 +341,10 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
     }
 
     trainer(next(iter(train_dataset))[0])  # build eagerly before any restore
-    train_dataset = pipeline.repeat_epochs(train_dataset, batching)
     best_path = os.path.join(config.output_dir, BEST_MODEL)
     backup_dir = os.path.join(config.output_dir, "backup")
+    backup = keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False)
+    train_dataset = pipeline.repeat_epochs(train_dataset, batching, _restore_backup(trainer, backup))
     if not os.path.exists(backup_dir):  # a fresh start: forget any earlier run's best epoch
         for stale in (best_path, os.path.join(config.output_dir, BEST_STATE)):
             if os.path.exists(stale):
@@ -320,7 +361,7 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
             os.path.join(config.output_dir, "logs"), write_graph=False,
             profile_batch=config.profile_batch or 0,
         ),
-        keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
+        backup,
         *extra_callbacks,
     ]
     with warnings.catch_warnings():

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
@@ -126,23 +127,43 @@ class _RecordEpochs(keras.callbacks.Callback):
             self.first_iteration = int(self.model.optimizer.iterations.numpy())
 
 
-def test_interrupted_run_resumes_after_last_finished_epoch(data_dir, baseline_dir, tmp_path):
-    output_dir = tmp_path / "resumed"
+class _FinalWeights(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        self.weights = [np.array(v) for v in self.model.variables]
+
+
+def test_an_interrupted_run_resumes_and_ends_as_the_uninterrupted_one(data_dir, baseline_dir, tmp_path):
+    """Killed after its first epoch and run again, a run trains only the epochs left and ends with
+    the weights, dropout generator states and test metrics of the run never interrupted: the
+    data continue where they stopped and the dropout masks after the batches already trained.
+    (MMIN: dropout in the student and the classifier, a frozen teacher; the stream's skip in both
+    condition modes is tested in tests/data/test_pipeline.py.)"""
+    kind = configs.ModelKind.MMIN
     stage = configs.OptimizationConfig(epochs=2, decay_epochs=1, learning_rate=1e-3, beta_1=0.5, clip_norm=1.0)
-    config = tiny_runs.tiny_config(
-        data_dir, output_dir, kind=configs.ModelKind.MMIN, pretrained_dir=baseline_dir, optimization=stage
+    extra = {"pretrained_dir": baseline_dir}
+    straight = _FinalWeights()
+    expected = run_training(
+        tiny_runs.tiny_config(data_dir, tmp_path / "straight", kind=kind, optimization=stage, **extra),
+        extra_callbacks=[straight],
     )
+    output_dir = tmp_path / "resumed"
+    config = tiny_runs.tiny_config(data_dir, output_dir, kind=kind, optimization=stage, **extra)
     first = _RecordEpochs()
     with pytest.raises(KeyboardInterrupt):
-        run_training(config, extra_callbacks=[first, _StopAfterEpoch(1)])
-    assert first.epochs == [0, 1]
+        run_training(config, extra_callbacks=[first, _StopAfterEpoch(0)])
+    assert first.epochs == [0]
     assert not (output_dir / "metrics.json").exists()
-    steps_done = first.first_iteration  # 0
-    resumed = _RecordEpochs()
-    metrics = run_training(config, extra_callbacks=[resumed])
-    assert resumed.epochs == [2]
-    assert resumed.first_iteration > steps_done  # optimizer state came back too
-    _check_metrics(metrics, "mmin")
+
+    resumed, record = _FinalWeights(), _RecordEpochs()
+    metrics = run_training(config, extra_callbacks=[resumed, record])
+
+    assert record.epochs == [1, 2]
+    assert record.first_iteration > 0  # optimizer state came back too
+    assert len(resumed.weights) == len(straight.weights)
+    for after_resume, uninterrupted in zip(resumed.weights, straight.weights):
+        np.testing.assert_array_equal(after_resume, uninterrupted)
+    assert metrics == expected
+    _check_metrics(metrics, kind.value)
     # A finished run is not trained again.
     again = _RecordEpochs()
     assert run_training(config, extra_callbacks=[again]) == metrics
@@ -182,6 +203,14 @@ def test_same_seed_same_result(data_dir, tmp_path):
     first = run_training(tiny_runs.tiny_config(data_dir, tmp_path / "a", seed=3))
     second = run_training(tiny_runs.tiny_config(data_dir, tmp_path / "b", seed=3))
     assert first == second
+
+
+def test_mixed_precision_applies_to_its_own_run_only(data_dir, tmp_path):
+    run_training(tiny_runs.tiny_config(data_dir, tmp_path / "mixed", mixed_precision=True))
+    served = keras.saving.load_model(tmp_path / "mixed" / "best.keras")
+    assert served.classifier.compute_dtype == "bfloat16"
+    assert served.classifier.variable_dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"  # the next run builds float32
 
 
 def test_pretrained_run_of_another_fold_is_refused(data_dir, baseline_dir, tmp_path):

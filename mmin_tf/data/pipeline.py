@@ -412,7 +412,7 @@ def make_training_dataset(
     return _batch(dataset, batching, modalities, shuffle_seed=seed + 2).prefetch(AUTOTUNE)
 
 
-def repeat_epochs(one_epoch: tf.data.Dataset, batching: Batching) -> tf.data.Dataset:
+def repeat_epochs(one_epoch: tf.data.Dataset, batching: Batching, trained_batches: int = 0) -> tf.data.Dataset:
     """`one_epoch` (a `make_training_dataset` with `batching`) epoch after epoch without end: the
     same batches as fresh iterations of it would give, continuing after those already iterated.
 
@@ -423,8 +423,17 @@ def repeat_epochs(one_epoch: tf.data.Dataset, batching: Batching) -> tf.data.Dat
     batch ahead). Pass `steps_per_epoch=training_steps_per_epoch(...)` to `fit`. Take any batch for other uses
     (building a model) from `one_epoch`, not from the repeated dataset: its read-ahead could
     start the next epoch and so change the epochs `fit` sees.
+
+    `trained_batches`: batches already trained (a run restored from a backup): that many are
+    skipped, so training continues with the batches the uninterrupted run saw next. Skipping
+    assembles them without training on them (a pipeline's worth of work per skipped epoch).
     """
-    return one_epoch.repeat().prefetch(batching.window_batches)
+    if trained_batches < 0:
+        raise ValueError(f"`trained_batches` must be >= 0. Received: {trained_batches}")
+    repeated = one_epoch.repeat()
+    if trained_batches:
+        repeated = repeated.skip(trained_batches)
+    return repeated.prefetch(batching.window_batches)
 
 
 def training_steps_per_epoch(

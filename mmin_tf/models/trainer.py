@@ -13,6 +13,8 @@ from mmin_tf import losses
 from mmin_tf.configs import LossConfig
 from mmin_tf.data.pipeline import AVAILABILITY, TEACHER_EMBEDDING, apply_availability
 
+_RANDOM_STATE = "random_state_"  # key prefix of the random generator states in saved weights
+
 
 class _Trainer(keras.Model):
     """Per-network gradient clipping and the shared plumbing of the trainers.
@@ -33,6 +35,37 @@ class _Trainer(keras.Model):
 
     def call(self, inputs, training=None):
         return self.model(inputs, training=training)
+
+    def random_states(self):
+        """The state variables of every random generator in the trainer (its dropout layers'
+        `SeedGenerator`s): Keras keeps them in `variables` but not in `weights`, so saved weights
+        alone would restart every dropout mask sequence from its beginning."""
+        weights = {id(variable) for variable in self.weights}
+        return [variable for variable in self.variables if id(variable) not in weights]
+
+    def save_own_variables(self, store):
+        """Saves the random states beside the trainer's own variables, so that `save_weights` (and
+        with it `BackupAndRestore`) captures everything a resumed run needs to continue exactly."""
+        super().save_own_variables(store)
+        for index, state in enumerate(self.random_states()):
+            store[f"{_RANDOM_STATE}{index}"] = state
+
+    def load_own_variables(self, store):
+        """Restores what `save_own_variables` saved. Weights saved without random states (before
+        they were saved) leave the current states as they are."""
+        keys = list(store.keys())
+        super().load_own_variables({key: store[key] for key in keys if not key.startswith(_RANDOM_STATE)})
+        saved = [key for key in keys if key.startswith(_RANDOM_STATE)]
+        if not saved:
+            return
+        states = self.random_states()
+        if len(saved) != len(states):
+            raise ValueError(
+                f"The saved weights hold {len(saved)} random generator states; this {type(self).__name__} "
+                f"has {len(states)}: they were saved from another model"
+            )
+        for index, state in enumerate(states):
+            state.assign(store[f"{_RANDOM_STATE}{index}"])
 
     @property
     def metrics(self):

@@ -482,6 +482,17 @@ def test_repeated_epochs_are_the_epochs_fresh_iterations_give(
         assert epochs[0] != epochs[1]  # reshuffled (and redrawn) every epoch
         repeated = pipeline.repeat_epochs(continued, batching).as_numpy_iterator()
         assert [[signature(next(repeated)) for _ in range(steps)] for _ in range(3)] == epochs
+        # A resumed run skips the batches it trained: here an epoch and one batch.
+        resumed = one_epoch()
+        if build_first:
+            next(iter(resumed))
+        skipped = pipeline.repeat_epochs(resumed, batching, trained_batches=steps + 1).as_numpy_iterator()
+        assert [signature(next(skipped)) for _ in range(2 * steps - 1)] == epochs[1][1:] + epochs[2]
+
+
+def test_repeated_epochs_refuse_a_negative_skip():
+    with pytest.raises(ValueError, match="trained_batches"):
+        pipeline.repeat_epochs(tf.data.Dataset.range(3), Batching(2), trained_batches=-1)
 
 
 def test_repeated_epochs_prepare_a_window_of_batches_across_epoch_ends():

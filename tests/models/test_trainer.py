@@ -176,3 +176,65 @@ def test_clipping_groups_split_the_trained_variables_exactly_once(kind, share):
 
     assert len(grouped) == len(set(grouped))  # no network clipped twice
     assert set(grouped) == {id(v) for v in trainer.trainable_variables}
+
+
+def _built_trainer(**model_overrides):
+    trainer = _mmin_trainer(**model_overrides)
+    trainer(_batch()[0])  # built, as training builds it, so its weights can be saved
+    return trainer
+
+
+def _draw_dropout_masks(trainer):
+    trainer(_batch()[0], training=True)  # each dropout layer draws a mask: its generator moves on
+
+
+def test_saved_weights_carry_the_dropout_random_states(tmp_path):
+    """`save_weights` (what BackupAndRestore writes) keeps where every dropout generator is, so a
+    restored trainer draws the masks the uninterrupted one would draw next."""
+    trainer = _built_trainer()
+    _draw_dropout_masks(trainer)
+    saved = [np.array(state) for state in trainer.random_states()]
+    assert any(state[1] > 0 for state in saved)  # the call drew dropout masks
+    path = str(tmp_path / "trainer.weights.h5")
+    trainer.save_weights(path)
+    _draw_dropout_masks(trainer)
+    assert any((np.array(state) != value).any() for state, value in zip(trainer.random_states(), saved))
+
+    trainer.load_weights(path)
+
+    for state, value in zip(trainer.random_states(), saved):
+        np.testing.assert_array_equal(np.array(state), value)
+
+
+def test_weights_saved_without_random_states_still_load(tmp_path):
+    """A backup written before the random states were saved restores the weights; the states
+    stay where they are."""
+    trainer = _built_trainer()
+    path = str(tmp_path / "older.weights.h5")
+    save_own_variables = type(trainer).save_own_variables
+    type(trainer).save_own_variables = keras.Model.save_own_variables  # as before the change
+    try:
+        trainer.save_weights(path)
+    finally:
+        type(trainer).save_own_variables = save_own_variables
+    weight = trainer.model.classifier.trainable_weights[0]
+    value = np.array(weight)
+    weight.assign(value + 1.0)
+    _draw_dropout_masks(trainer)
+    states = [np.array(state) for state in trainer.random_states()]
+
+    trainer.load_weights(path)
+
+    np.testing.assert_array_equal(np.array(weight), value)
+    for state, value in zip(trainer.random_states(), states):
+        np.testing.assert_array_equal(np.array(state), value)
+
+
+def test_random_states_of_another_model_are_refused(tmp_path):
+    path = str(tmp_path / "trainer.weights.h5")
+    trainer = _built_trainer()
+    trainer.save_weights(path)
+    more = _built_trainer(classifier_hidden_sizes=(8, 8))  # one more dropout layer
+    assert len(more.random_states()) == len(trainer.random_states()) + 1
+    with pytest.raises(ValueError, match="random generator states"):
+        more.load_weights(path)
