@@ -343,7 +343,8 @@ def _train_and_test(
     trainer(next(iter(train_dataset))[0])  # build eagerly before any restore
     best_path = os.path.join(config.output_dir, BEST_MODEL)
     backup_dir = os.path.join(config.output_dir, "backup")
-    backup = keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False)
+    # Two backups kept: a kill while one is written (a torn weights file) falls back to the other.
+    backup = keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True, delete_checkpoint=False)
     train_dataset = pipeline.repeat_epochs(train_dataset, batching, _restore_backup(trainer, backup))
     if not os.path.exists(backup_dir):  # a fresh start: forget any earlier run's best epoch
         for stale in (best_path, os.path.join(config.output_dir, BEST_STATE)):

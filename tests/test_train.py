@@ -133,37 +133,45 @@ class _FinalWeights(keras.callbacks.Callback):
 
 
 def test_an_interrupted_run_resumes_and_ends_as_the_uninterrupted_one(data_dir, baseline_dir, tmp_path):
-    """Killed after its first epoch and run again, a run trains only the epochs left and ends with
-    the weights, dropout generator states and test metrics of the run never interrupted: the
-    data continue where they stopped and the dropout masks after the batches already trained.
+    """Killed after an epoch and run again, a run trains only the epochs left and ends with the
+    weights, dropout generator states and test metrics of the run never interrupted: the data
+    continue where they stopped and the dropout masks after the batches already trained. A backup
+    torn by a kill while it was written falls back to the one before it, still exactly.
     (MMIN: dropout in the student and the classifier, a frozen teacher; the stream's skip in both
     condition modes is tested in tests/data/test_pipeline.py.)"""
-    kind = configs.ModelKind.MMIN
     stage = configs.OptimizationConfig(epochs=2, decay_epochs=1, learning_rate=1e-3, beta_1=0.5, clip_norm=1.0)
-    extra = {"pretrained_dir": baseline_dir}
     straight = _FinalWeights()
     expected = run_training(
-        tiny_runs.tiny_config(data_dir, tmp_path / "straight", kind=kind, optimization=stage, **extra),
+        tiny_runs.tiny_config(
+            data_dir, tmp_path / "straight", kind=configs.ModelKind.MMIN, optimization=stage,
+            pretrained_dir=baseline_dir),
         extra_callbacks=[straight],
     )
     output_dir = tmp_path / "resumed"
-    config = tiny_runs.tiny_config(data_dir, output_dir, kind=kind, optimization=stage, **extra)
+    config = tiny_runs.tiny_config(
+        data_dir, output_dir, kind=configs.ModelKind.MMIN, optimization=stage, pretrained_dir=baseline_dir)
     first = _RecordEpochs()
     with pytest.raises(KeyboardInterrupt):
         run_training(config, extra_callbacks=[first, _StopAfterEpoch(0)])
     assert first.epochs == [0]
     assert not (output_dir / "metrics.json").exists()
+    second = _RecordEpochs()
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, extra_callbacks=[second, _StopAfterEpoch(1)])
+    assert second.epochs == [1]  # resumed after the first epoch
+    assert second.first_iteration > 0  # optimizer state came back too
+    with open(output_dir / "backup" / "latest.weights.h5", "r+b") as f:
+        f.truncate(100)  # as if killed while the second epoch's backup was written
 
-    resumed, record = _FinalWeights(), _RecordEpochs()
-    metrics = run_training(config, extra_callbacks=[resumed, record])
+    resumed, third = _FinalWeights(), _RecordEpochs()
+    metrics = run_training(config, extra_callbacks=[resumed, third])
 
-    assert record.epochs == [1, 2]
-    assert record.first_iteration > 0  # optimizer state came back too
+    assert third.epochs == [1, 2]  # from the backup before the torn one
     assert len(resumed.weights) == len(straight.weights)
     for after_resume, uninterrupted in zip(resumed.weights, straight.weights):
         np.testing.assert_array_equal(after_resume, uninterrupted)
     assert metrics == expected
-    _check_metrics(metrics, kind.value)
+    _check_metrics(metrics, "mmin")
     # A finished run is not trained again.
     again = _RecordEpochs()
     assert run_training(config, extra_callbacks=[again]) == metrics
