@@ -62,7 +62,7 @@ from mmin_tf.layers.modality_embedder import EncoderRows, resolve_encoder_rows  
 from mmin_tf.models import construction  # noqa: E402
 from mmin_tf.models.reference import ReferenceMMINTrainer  # noqa: E402
 from mmin_tf.models.trainer import ClassifierTrainer  # noqa: E402
-from mmin_tf.training import batching_for, teacher_embeddings  # noqa: E402
+from mmin_tf.training import batching_for, dtype_policy, teacher_embeddings  # noqa: E402
 
 _QUICK = flags.DEFINE_bool("quick", False, "Small data and one setting: about a minute.")
 _SEED = flags.DEFINE_integer("seed", 0, "Data and initialisation seed.")
@@ -327,11 +327,8 @@ def run_setting(name, spreads, args, peak):
             if args["compare_boundaries"] and not args["jit_compile"]:
                 runs["mmin_boundaries"] = (mmin_trainer(), cached_data(batching_for(info, config, fixed_shapes=True)))
         if args["mixed_precision"]:
-            keras.mixed_precision.set_global_policy("mixed_bfloat16")
-            try:
+            with dtype_policy(mixed_precision=True):
                 runs["mmin_mixed_bfloat16"] = (mmin_trainer(), ours_data)
-            finally:
-                keras.mixed_precision.set_global_policy("float32")
         ours, reference = runs["mmin"][0], runs["reference"][0]
         for trainer, data in runs.values():  # warm-up: tracing
             trainer.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)

@@ -281,14 +281,15 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
         cli.set_seed(config.seed, op_determinism=not config.jit_compile)
         teacher = load_teacher(pretrained_dir, config, info)
     cli.set_seed(config.seed, op_determinism=not config.jit_compile)
-    with _dtype_policy(config.mixed_precision):
+    with dtype_policy(config.mixed_precision):
         return _train_and_test(config, info, teacher, extra_callbacks)
 
 
 @contextlib.contextmanager
-def _dtype_policy(mixed_precision: bool):
+def dtype_policy(mixed_precision: bool):
     """Keras's global dtype policy for the models built inside (`mixed_bfloat16` or `float32`);
-    the caller's policy is back afterwards, so one run's setting never leaks into the next."""
+    the caller's policy is back afterwards, so one run's setting never leaks into the next.
+    Training runs inside it; so does any other code that builds a model to train like it."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if mixed_precision else "float32")
     try:

@@ -430,10 +430,7 @@ def repeat_epochs(one_epoch: tf.data.Dataset, batching: Batching, trained_batche
     """
     if trained_batches < 0:
         raise ValueError(f"`trained_batches` must be >= 0. Received: {trained_batches}")
-    repeated = one_epoch.repeat()
-    if trained_batches:
-        repeated = repeated.skip(trained_batches)
-    return repeated.prefetch(batching.window_batches)
+    return one_epoch.repeat().skip(trained_batches).prefetch(batching.window_batches)
 
 
 def training_steps_per_epoch(
