@@ -14,6 +14,7 @@ from typing import Optional
 
 from mmin_tf.data.pipeline import ConditionMode
 from mmin_tf.layers.modality_embedder import EncoderRows
+from mmin_tf.models.initialization import Initialization
 
 
 class ModelKind(enum.Enum):
@@ -103,6 +104,8 @@ class ModelConfig:
         encoder_rows: which rows the encoders run on (`EncoderRows`; see `ModalityEmbedder`):
             PRESENT skips the rows of missing modalities (fastest on CPUs), ALL encodes every
             row, zeros where missing (fastest on GPUs); AUTO picks by device.
+        initialization: how the networks trained from scratch are initialised (`Initialization`):
+            Keras's defaults or the original code's Kaiming-normal / PyTorch-LSTM scheme.
     """
 
     kind: ModelKind
@@ -118,6 +121,7 @@ class ModelConfig:
     share_autoencoders: bool = False
     use_cudnn: str = "auto"
     encoder_rows: EncoderRows = EncoderRows.AUTO
+    initialization: Initialization = Initialization.KERAS
 
     def __post_init__(self):
         if not isinstance(self.kind, ModelKind):
@@ -136,6 +140,8 @@ class ModelConfig:
             raise ValueError(f"`use_cudnn` must be auto, true or false. Received: {self.use_cudnn}")
         if not isinstance(self.encoder_rows, EncoderRows):
             raise TypeError(f"`encoder_rows` must be an EncoderRows. Received: {self.encoder_rows!r}")
+        if not isinstance(self.initialization, Initialization):
+            raise TypeError(f"`initialization` must be an Initialization. Received: {self.initialization!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +152,7 @@ class OptimizationConfig:
     (epoch j trains with lr * (1 - max(0, j - epochs) / (decay_epochs + 1)), the original's
     `lr_policy=linear`). Gradients are clipped to `clip_norm` separately for every network
     (each encoder, imagination, backward imagination, classifier), as the original does.
+    `epsilon` is Adam's: Keras's default 1e-7, PyTorch's (the original's) 1e-8.
     """
 
     epochs: int
@@ -154,6 +161,7 @@ class OptimizationConfig:
     beta_1: float
     clip_norm: float
     weight_decay: float = 0.0
+    epsilon: float = 1e-7
 
     def __post_init__(self):
         _positive("learning_rate", self.learning_rate)
@@ -165,6 +173,7 @@ class OptimizationConfig:
             )
         if not 0.0 <= self.beta_1 < 1.0:
             raise ValueError(f"`beta_1` must be in [0, 1). Received: {self.beta_1}")
+        _positive("epsilon", self.epsilon)
 
     @property
     def total_epochs(self) -> int:
@@ -289,8 +298,11 @@ class TrainConfig:
     def from_json(cls, config: dict) -> "TrainConfig":
         """The inverse of `to_json` (a run's config.json), validated again."""
         model = dict(config["model"], kind=ModelKind(config["model"]["kind"]))
-        if "encoder_rows" in model:  # absent from runs begun before it existed: the default
+        # Fields absent from runs begun before they existed take their defaults.
+        if "encoder_rows" in model:
             model["encoder_rows"] = EncoderRows(model["encoder_rows"])
+        if "initialization" in model:
+            model["initialization"] = Initialization(model["initialization"])
         for key in ("text_cnn_kernel_sizes", "classifier_hidden_sizes", "autoencoder_hidden_sizes"):
             model[key] = tuple(model[key])
         mode = config["condition_mode"]

@@ -65,6 +65,11 @@ _ENCODER_ROWS = flags.DEFINE_enum_class(
     "Rows the encoders run on: present (skip missing modalities; fastest on CPUs), all (every row, "
     "zeros where missing; fastest on GPUs), auto (all if a GPU is visible, else present).",
     case_sensitive=False)
+_INITIALIZATION = flags.DEFINE_enum_class(
+    "initialization", configs.Initialization.KERAS, configs.Initialization,
+    "Weights before training: keras (Keras's defaults) or original (the original code's Kaiming-normal "
+    "Dense/Conv kernels, zero biases and PyTorch's LSTM initialisation).", case_sensitive=False)
+_ADAM_EPSILON = flags.DEFINE_float("adam_epsilon", 1e-7, "Adam's epsilon, both stages (Keras 1e-7; PyTorch, the original: 1e-8).")
 # MMIN losses.
 _CE_WEIGHT = flags.DEFINE_float("ce_weight", 1.0, "Classification loss weight.")
 _FORWARD_WEIGHT = flags.DEFINE_float("forward_weight", 4.0, "Forward imagination loss weight (lambda_1).")
@@ -86,6 +91,7 @@ def _ints(values):
 
 
 def _optimization(default, epochs, decay, learning_rate, beta1, clip_norm, weight_decay=0.0):
+    """The stage's `OptimizationConfig`: `default`'s values where the flags are unset."""
     pick = lambda flag, value: value if flag.value is None else flag.value
     return configs.OptimizationConfig(
         epochs=pick(epochs, default.epochs),
@@ -94,6 +100,7 @@ def _optimization(default, epochs, decay, learning_rate, beta1, clip_norm, weigh
         beta_1=pick(beta1, default.beta_1),
         clip_norm=pick(clip_norm, default.clip_norm),
         weight_decay=weight_decay,
+        epsilon=_ADAM_EPSILON.value,
     )
 
 
@@ -115,7 +122,7 @@ def config_from_flags() -> configs.TrainConfig:
             classifier_hidden_sizes=_ints(_CLASSIFIER_SIZES.value), classifier_dropout=dropout,
             autoencoder_hidden_sizes=_ints(_AE_SIZES.value), num_blocks=_NUM_BLOCKS.value,
             use_transition=_USE_TRANSITION.value, share_autoencoders=_SHARE.value, use_cudnn=_USE_CUDNN.value,
-            encoder_rows=_ENCODER_ROWS.value,
+            encoder_rows=_ENCODER_ROWS.value, initialization=_INITIALIZATION.value,
         ),
         optimization=_optimization(stage, _EPOCHS, _DECAY_EPOCHS, _LEARNING_RATE, _BETA1, _CLIP_NORM, _WEIGHT_DECAY.value),
         teacher_optimization=_optimization(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Mapping, Optional, Sequence
 
 import keras
+import numpy as np
 
 from mmin_tf import modalities as modalities_lib
 from mmin_tf.configs import LossConfig, ModelConfig, ModelKind
@@ -16,6 +17,7 @@ from mmin_tf.layers import (
     SequenceEncoder,
     TextCNN,
 )
+from mmin_tf.models import initialization
 from mmin_tf.models.mmin import MMIN
 from mmin_tf.models.trainer import MMINTrainer
 from mmin_tf.models.utterance_fusion import UtteranceFusion
@@ -64,7 +66,15 @@ def build_utterance_fusion(
     )
     model = UtteranceFusion(embedder, classifier, name="utterance_fusion")
     model.build()
+    _initialize(model, config)
     return model
+
+
+def _initialize(layer, config: ModelConfig) -> None:
+    """Redraws `layer`'s weights by `config.initialization`, seeded from NumPy's global generator
+    (which `cli.set_seed` seeds), so a run's seed fixes them."""
+    if config.initialization is not initialization.Initialization.KERAS:
+        initialization.initialize(layer, config.initialization, seed=int(np.random.randint(2**31 - 1)))
 
 
 def build_imagination(input_dim: int, config: ModelConfig, name: str) -> keras.layers.Layer:
@@ -94,7 +104,8 @@ def build_mmin_trainer(
     clip_norm: float,
     finetune_encoders: bool,
 ) -> MMINTrainer:
-    """MMIN initialised from `teacher`, with its backward network (unless NoCycle)."""
+    """MMIN with its encoders copied from `teacher`, the rest initialised by `config.initialization`,
+    with its backward network (unless NoCycle)."""
     if not config.kind.is_mmin:
         raise ValueError(f"Not an MMIN model kind: {config.kind.value}")
     embedder = student_embedder(teacher.embedder, config)
@@ -102,6 +113,8 @@ def build_mmin_trainer(
     classifier = ClassifierHead(num_classes, config.classifier_hidden_sizes, config.classifier_dropout, name="classifier")
     model = MMIN(embedder, imagination, classifier, name="mmin")
     model.build()
+    _initialize(imagination, config)
+    _initialize(classifier, config)
     if config.kind is ModelKind.MMIN_NOCYCLE:
         backward = None
     elif config.share_autoencoders:
@@ -109,6 +122,7 @@ def build_mmin_trainer(
     else:
         backward = build_imagination(embedder.output_size, config, "backward_imagination")
         backward.build()
+        _initialize(backward, config)
     return MMINTrainer(
         model, teacher.embedder, backward, loss_config, clip_norm=clip_norm, finetune_encoders=finetune_encoders
     )
