@@ -2,6 +2,17 @@
 
 import setuptools
 
+# Feature extraction from media (python -m mmin_tf.extract, prepare --source=iemocap|msp_improv):
+# versions measured together with TF 2.21 (../shared/notes/feature-extraction-facts.md).
+FEATURES = [
+    "apache-beam[tfrecord]==2.77.0",
+    "keras-hub==0.32.0",
+    "opensmile==2.6.0",
+    "opencv-python-headless>=4.10,<5",  # 5.0 has no CascadeClassifier and ships no Haar files
+    "soundfile>=0.12",
+    "safetensors>=0.4",  # keras-hub's loader of Hugging Face BERT checkpoints
+]
+
 setuptools.setup(
     name="mmin_tf",
     version="0.1.0",
@@ -26,7 +37,8 @@ setuptools.setup(
         "tensorflow-serving-api==2.21.0",
     ],
     extras_require={
-        "test": ["pytest>=8", "scipy>=1.13", "kserve==0.21.0"],
+        "features": FEATURES,
+        "test": ["pytest>=8", "scipy>=1.13", "kserve==0.21.0", "scikit-image>=0.24", *FEATURES],
         "serving": ["kserve==0.21.0"],
         "profile": ["tensorboard-plugin-profile>=2.24"],
     },

@@ -17,10 +17,13 @@ from mmin_tf import modalities as modalities_lib
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
 
 
-def run_main(main: Callable, program: str, errors: tuple = USER_ERRORS) -> None:
-    """Runs an absl `main`; `errors` become `program: error: message` on stderr and exit 1."""
+def run_main(main: Callable, program: str, errors: tuple = USER_ERRORS, flags_parser: Callable = None) -> None:
+    """Runs an absl `main`; `errors` become `program: error: message` on stderr and exit 1.
+
+    `flags_parser`: as `absl.app.run`'s (e.g. one that leaves unknown flags to another parser).
+    """
     try:
-        app.run(main)
+        app.run(main, **({} if flags_parser is None else {"flags_parser": flags_parser}))
     except errors as error:
         print(f"{program}: error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -5,6 +5,8 @@ Run directory layout:
     config.json          the resolved TrainConfig (and flags.txt, written by the CLI)
     normalization.json   per-dimension statistics of the fold's training split
     labels.json          the dataset's class names, in label-index order
+    extraction.json      for datasets extracted from media: how their features were made
+                         (dataset.json's `extraction`), carried on into exports
     best.keras           the served model at the best validation epoch
     best.json            {"epoch", "value", "metric"} of that epoch
     backup/              Keras BackupAndRestore state: a re-run resumes after the last epoch
@@ -52,6 +54,7 @@ BEST_STATE = "best.json"
 CONFUSION_MATRICES = "confusion_matrices.json"
 NORMALIZATION = "normalization.json"
 LABELS = "labels.json"
+EXTRACTION = "extraction.json"
 
 
 class RunError(ValueError):
@@ -185,10 +188,12 @@ def _compiled_trainer(config: TrainConfig, info, teacher, normalization) -> kera
         )
     optimization = config.optimization
     if optimization.weight_decay == 0:
-        optimizer = keras.optimizers.Adam(optimization.learning_rate, beta_1=optimization.beta_1, beta_2=0.999)
+        optimizer = keras.optimizers.Adam(
+            optimization.learning_rate, beta_1=optimization.beta_1, beta_2=0.999, epsilon=optimization.epsilon)
     else:
         optimizer = keras.optimizers.AdamW(
-            optimization.learning_rate, weight_decay=optimization.weight_decay, beta_1=optimization.beta_1
+            optimization.learning_rate, weight_decay=optimization.weight_decay, beta_1=optimization.beta_1,
+            epsilon=optimization.epsilon,
         )
     trainer.compile(optimizer=optimizer, jit_compile="auto" if config.jit_compile is None else config.jit_compile)
     return trainer
@@ -319,6 +324,9 @@ def _train_and_test(
         ).to_json()
     write_json(os.path.join(config.output_dir, NORMALIZATION), normalization)
     write_json(os.path.join(config.output_dir, LABELS), list(info.label_names))
+    if info.extraction is not None:
+        write_json(os.path.join(config.output_dir, EXTRACTION), {
+            "extraction": dict(info.extraction), "modalities": [spec.to_json() for spec in modalities]})
 
     trainer = _compiled_trainer(config, info, teacher, normalization)
     served = trainer.model

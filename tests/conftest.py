@@ -65,3 +65,50 @@ def exported(run_dir, tmp_path_factory):
     from mmin_tf import export
 
     return export.export_run(run_dir, str(tmp_path_factory.mktemp("saved_models") / "mmin"))
+
+
+@pytest.fixture(scope="session")
+def bert_preset(tmp_path_factory):
+    """A tiny random keras-hub BERT preset directory (1 layer, 16 wide, 12 positions)."""
+    from tests import media_fixtures
+
+    return media_fixtures.tiny_bert_preset(tmp_path_factory.mktemp("bert") / "preset")
+
+
+@pytest.fixture(scope="session")
+def face_model(tmp_path_factory):
+    """A tiny random Denseface (2 layers per block) saved as .keras."""
+    from tests import media_fixtures
+
+    return media_fixtures.tiny_face_model(tmp_path_factory.mktemp("face") / "face.keras")
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory):
+    """An MJPG video at 10 fps, 256 x 512 split screen: 5 frames with the astronaut's face on the
+    right half, then 3 frames without a face."""
+    from tests import media_fixtures as fixtures
+
+    frames = [fixtures.side_by_side(fixtures.blank_frame(), fixtures.face_image()) for _ in range(5)]
+    frames += [fixtures.side_by_side(fixtures.blank_frame(), fixtures.blank_frame()) for _ in range(3)]
+    return fixtures.write_video(tmp_path_factory.mktemp("video") / "face.avi", frames, fps=10)
+
+
+@pytest.fixture(scope="session")
+def media_export(tmp_path_factory, bert_preset, face_model, face_video):
+    """A tiny MMIN trained on features extracted from media and exported: `(version_dir, records)`."""
+    from mmin_tf import configs, export
+    from mmin_tf.extraction import media_dataset
+    from mmin_tf.training import run_training
+    from tests import media_fixtures, tiny_runs
+
+    root = tmp_path_factory.mktemp("media_run")
+    records = media_fixtures.media_records(root, face_video)
+    data_dir = str(root / "data")
+    media_dataset.extract_dataset(
+        records, data_dir, modalities=("acoustic", "visual", "text"), bert_preset=bert_preset,
+        face_model=face_model, utterances_per_shard=6,
+        beam_options=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    run_training(tiny_runs.tiny_config(data_dir, root / "mmin", kind=configs.ModelKind.MMIN,
+                                       data=configs.DataConfig(data_dir=data_dir, fold="1", batch_size=4)))
+    return export.export_run(str(root / "mmin"), str(root / "saved_models" / "mmin")), records

@@ -108,6 +108,16 @@ def test_manifest(tmp_path):
     assert list(_load_json(out_dir / format_lib.FOLDS_FILENAME)) == ["1", "2", "3", "4"]
 
 
+def test_manifest_labels_default_to_its_sorted_labels(tmp_path):
+    manifest = _write_manifest(tmp_path / "corpus")
+    out_dir = tmp_path / "out"
+    result = _prepare("--source=manifest", f"--manifest={manifest}", f"--modalities={TINY_MODALITIES}",
+                      f"--out={out_dir}")
+    assert result.returncode == 0, result.stderr
+    assert _load_json(out_dir / format_lib.INFO_FILENAME)["label_names"] == sorted(LABEL_NAMES)
+    assert "Label order (sorted manifest labels): ['anger', 'happy', 'neutral', 'sadness']" in result.stderr
+
+
 def test_bad_manifest_exits_non_zero_naming_utterance_and_file(tmp_path):
     manifest = _write_manifest(tmp_path / "corpus", poison="Ses02M_3")
     result = _prepare(

@@ -12,6 +12,7 @@ lengths say what is real. The columnar format ("inputs") carries the same tensor
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -66,6 +67,33 @@ def inputs_payload(examples: Sequence[Example], modalities, signature_name: str 
     """TF Serving columnar format: `{"signature_name", "inputs": {input: batched value}}`."""
     tensors = batch_tensors(examples, modalities)
     return {"signature_name": signature_name, "inputs": {name: value.tolist() for name, value in tensors.items()}}
+
+
+def media_payload(media: Sequence[Mapping[str, object]]) -> dict:
+    """Row format with raw media: each item may hold `audio` and `video` (file paths or bytes,
+    sent as `{"b64": ...}`), `transcript` (a string), `start`, `end` (seconds) and `face_region`;
+    what an item lacks is a missing modality."""
+    instances = []
+    for index, item in enumerate(media):
+        unknown = sorted(set(item) - {"audio", "video", "transcript", "start", "end", "face_region"})
+        if unknown:
+            raise ValueError(f"Media item {index} has unknown fields {unknown}")
+        instance = {}
+        for field in ("audio", "video"):
+            value = item.get(field)
+            if value is None:
+                continue
+            if isinstance(value, str):
+                with open(value, "rb") as f:
+                    value = f.read()
+            instance[field] = {"b64": base64.b64encode(value).decode("ascii")}
+        instance.update({key: item[key] for key in ("transcript", "start", "end", "face_region") if item.get(key) is not None})
+        if not any(field in instance for field in ("audio", "video", "transcript")):
+            raise ValueError(f"Media item {index} has no audio, transcript or video")
+        instances.append(instance)
+    if not instances:
+        raise ValueError("A request needs at least one item")
+    return {"instances": instances}
 
 
 class PredictError(RuntimeError):

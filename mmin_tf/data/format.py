@@ -19,7 +19,7 @@ import dataclasses
 import json
 import math
 import os
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -230,6 +230,9 @@ class DatasetInfo:
         length_statistics: modality name -> frame-count statistics.
         fold_counts: fold name -> split -> label name -> utterance count.
         source: how the dataset was produced (importer and its arguments).
+        extraction: for datasets extracted from media (`python -m mmin_tf.extract`), how
+            (`mmin_tf.features.settings.ExtractionSettings` as JSON, with the no-face count);
+            None otherwise.
     """
 
     name: str
@@ -240,6 +243,7 @@ class DatasetInfo:
     length_statistics: Mapping[str, LengthStatistics]
     fold_counts: Mapping[str, Mapping[str, Mapping[str, int]]]
     source: Mapping[str, object]
+    extraction: Optional[Mapping[str, object]] = None
 
     @property
     def num_classes(self) -> int:
@@ -262,6 +266,7 @@ class DatasetInfo:
             },
             "fold_counts": self.fold_counts,
             "source": dict(self.source),
+            **({} if self.extraction is None else {"extraction": dict(self.extraction)}),
         }
 
     @classmethod
@@ -283,6 +288,7 @@ class DatasetInfo:
             },
             fold_counts=config["fold_counts"],
             source=config.get("source", {}),
+            extraction=config.get("extraction"),
         )
 
 

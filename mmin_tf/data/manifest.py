@@ -5,7 +5,8 @@ The manifest's header names the columns; their order is free:
     utterance_id,speaker,group,label,acoustic,visual,text
     Ses01F_0001,Ses01F,Ses01,happy,features/Ses01F_0001.acoustic.npy,...
 
-`label` is a class name from the configured label names. Each modality column (named after
+`label` is a class name from the configured label names (by default the manifest's own labels,
+sorted: `manifest_labels`). Each modality column (named after
 `ModalitySpec.name`) holds the path of a float array of shape `(time, feature_dim)` saved with
 `numpy.save`, relative to the manifest's directory or absolute. Rows are read and their arrays
 loaded one at a time, so memory is bounded by one utterance.
@@ -64,6 +65,23 @@ def read_manifest(
         )
     header = _read_header(path, modalities)
     return _read_rows(path, header, modalities, label_names)
+
+
+def manifest_labels(path: str) -> list[str]:
+    """The distinct labels of a manifest's rows, sorted: the default label order (stored in
+    `dataset.json`'s `label_names`)."""
+    if not os.path.isfile(path):
+        raise DataError(f"Manifest {path} not found")
+    with _open(path) as f:
+        rows = csv.reader(f)
+        header = [column.strip() for column in next(rows, [])]
+        if LABEL not in header:
+            raise DataError(f"Manifest {path} line 1: no {LABEL!r} column. Received: {header}")
+        column = header.index(LABEL)
+        labels = {row[column].strip() for row in rows if len(row) > column and row[column].strip()}
+    if not labels:
+        raise DataError(f"Manifest {path} has no labelled rows")
+    return sorted(labels)
 
 
 def _open(path: str):

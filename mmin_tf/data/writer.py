@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, NamedTuple, Optional, Sequence
 
 import tensorflow as tf
 from absl import logging
@@ -26,6 +26,17 @@ from mmin_tf.data.format import (
 )
 
 
+class WrittenUtterance(NamedTuple):
+    """What the writer keeps of an utterance written into a shard by another process."""
+
+    utterance_id: str
+    speaker: str
+    group: str
+    label: int
+    lengths: Mapping[str, int]  # modality name -> frames
+    source: str
+
+
 class DatasetWriter:
     """Streams validated utterances into shards; the directory appears only when complete.
 
@@ -40,6 +51,11 @@ class DatasetWriter:
             for utterance in utterances:
                 writer.write(utterance)
             writer.finish(folds=None)  # None: speaker-independent folds from groups/speakers.
+
+    A pipeline whose workers write shards themselves writes them into `directory` as
+    `shard_name(index)` (validated records, `format.serialize_utterance`) and registers each, in
+    index order, with `add_shard`; the rest (duplicate ids, folds, `dataset.json`, the rename) is
+    the same.
     """
 
     def __init__(
@@ -51,6 +67,7 @@ class DatasetWriter:
         label_names: Sequence[str],
         utterances_per_shard: int = 256,
         source: Optional[Mapping[str, object]] = None,
+        extraction: Optional[Mapping[str, object]] = None,
     ):
         if utterances_per_shard < 1:
             raise ValueError(
@@ -64,6 +81,7 @@ class DatasetWriter:
         self.label_names = tuple(label_names)
         self.utterances_per_shard = utterances_per_shard
         self.source = dict(source or {})
+        self.extraction = None if extraction is None else dict(extraction)
         self._temp_dir: Optional[str] = None
         self._writer: Optional[tf.io.TFRecordWriter] = None
         self._shards: list[str] = []
@@ -94,32 +112,64 @@ class DatasetWriter:
         if exc_type is None and not os.path.exists(self.out_dir):
             raise RuntimeError("DatasetWriter closed without finish(): nothing was written")
 
-    def write(self, utterance: Utterance) -> None:
-        """Validates and appends one utterance. Raises `DataError` naming it if it is bad."""
+    @property
+    def directory(self) -> str:
+        """The hidden directory being written; renamed to `out_dir` by `finish()`."""
         if self._temp_dir is None:
             raise RuntimeError("Use DatasetWriter as a context manager")
+        return self._temp_dir
+
+    @staticmethod
+    def shard_name(index: int) -> str:
+        """The name of shard `index` while the dataset is written (`finish` adds the count)."""
+        return f"records-{index:05d}.tfrecord"
+
+    def write(self, utterance: Utterance) -> None:
+        """Validates and appends one utterance. Raises `DataError` naming it if it is bad."""
+        directory = self.directory
         validate_utterance(utterance, self.modalities, len(self.label_names))
-        if utterance.utterance_id in self._sources:
-            raise DataError(
-                f"Duplicate utterance id {utterance.utterance_id!r}: in "
-                f"{self._sources[utterance.utterance_id]} and in {utterance.source}"
-            )
-        self._sources[utterance.utterance_id] = utterance.source
+        lengths = {spec.name: len(utterance.features[spec.name]) for spec in self.modalities}
+        self._remember(WrittenUtterance(
+            utterance.utterance_id, utterance.speaker, utterance.group, utterance.label, lengths, utterance.source))
         if self._writer is None:
-            shard = f"records-{len(self._shards):05d}.tfrecord"
+            shard = self.shard_name(len(self._shards))
             self._shards.append(shard)
-            self._writer = tf.io.TFRecordWriter(os.path.join(self._temp_dir, shard))
+            self._writer = tf.io.TFRecordWriter(os.path.join(directory, shard))
         self._writer.write(serialize_utterance(utterance, self.modalities))
         self._in_shard += 1
         if self._in_shard == self.utterances_per_shard:
             self._writer.close()
             self._writer = None
             self._in_shard = 0
-        self._metadata.append(
-            (utterance.utterance_id, utterance.speaker, utterance.group, utterance.label)
-        )
+
+    def add_shard(self, utterances: Sequence[WrittenUtterance]) -> str:
+        """Registers the next shard, written into `directory` as `shard_name(index)` by another
+        process, holding `utterances` (validated) in file order; returns its name.
+
+        Raises:
+            DataError: a duplicate utterance id.
+            FileNotFoundError: the shard file is not there.
+        """
+        if self._writer is not None:
+            raise RuntimeError("add_shard cannot follow write() into an unfinished shard")
+        shard = self.shard_name(len(self._shards))
+        if not os.path.isfile(os.path.join(self.directory, shard)):
+            raise FileNotFoundError(f"Shard {shard} was not written into {self.directory}")
+        for utterance in utterances:
+            self._remember(utterance)
+        self._shards.append(shard)
+        return shard
+
+    def _remember(self, utterance: WrittenUtterance) -> None:
+        if utterance.utterance_id in self._sources:
+            raise DataError(
+                f"Duplicate utterance id {utterance.utterance_id!r}: in "
+                f"{self._sources[utterance.utterance_id]} and in {utterance.source}"
+            )
+        self._sources[utterance.utterance_id] = utterance.source
+        self._metadata.append((utterance.utterance_id, utterance.speaker, utterance.group, utterance.label))
         for spec in self.modalities:
-            self._lengths[spec.name].append(len(utterance.features[spec.name]))
+            self._lengths[spec.name].append(utterance.lengths[spec.name])
 
     def finish(self, folds: Optional[folds_lib.Folds] = None) -> DatasetInfo:
         """Writes folds and `dataset.json`, then renames the directory into place.
@@ -151,6 +201,7 @@ class DatasetWriter:
             },
             fold_counts=self._fold_counts(folds),
             source=self.source,
+            extraction=self.extraction,
         )
         with open(os.path.join(self._temp_dir, FOLDS_FILENAME), "w") as f:
             json.dump(folds, f)

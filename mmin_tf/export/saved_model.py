@@ -27,11 +27,15 @@ from absl import logging
 from mmin_tf import modalities as modalities_lib
 from mmin_tf.data import format as format_lib
 from mmin_tf.evaluation import model_input_signature
-from mmin_tf.training import BEST_MODEL, LABELS, METRICS, RunError, load_run_config
+from mmin_tf.training import BEST_MODEL, EXTRACTION, LABELS, METRICS, RunError, load_run_config
 
 SERVING_SIGNATURE = "serving_default"
 EXAMPLES_SIGNATURE = "serve_examples"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+# How the training features were made (`mmin_tf.serving.media_inputs` reads it), and the class
+# names in probability order; TF Serving ignores both.
+EXTRACTION_FILE = os.path.join("assets.extra", "extraction.json")
+LABELS_FILE = os.path.join("assets.extra", "labels.json")
 NO_MODALITY_MESSAGE = "has no modality with frames: at least one modality must have length > 0"
 
 
@@ -140,11 +144,13 @@ def warmup_requests(modalities, model_name: str, time: int = 8, seed: int = 0) -
     return records
 
 
-def export_model(model, modalities, label_names, export_dir: str, warmup: bool = True) -> str:
+def export_model(model, modalities, label_names, export_dir: str, warmup: bool = True, extraction=None) -> str:
     """Writes `model` as the next version under `export_dir`; returns the version directory.
 
-    The SavedModel is written into a hidden temporary directory beside the versions and renamed
-    into place when complete, so TF Serving never sees a partial version.
+    `extraction` (a run's `extraction.json`: the training data's extraction settings and the
+    modalities) is written to `assets.extra/extraction.json`, for serving raw media. The SavedModel
+    is written into a hidden temporary directory beside the versions and renamed into place when
+    complete, so TF Serving never sees a partial version.
     """
     os.makedirs(export_dir, exist_ok=True)
     version = next_version(export_dir)
@@ -156,6 +162,12 @@ def export_model(model, modalities, label_names, export_dir: str, warmup: bool =
             with tf.io.TFRecordWriter(os.path.join(temporary, WARMUP_FILE)) as writer:
                 for record in warmup_requests(modalities, os.path.basename(os.path.normpath(export_dir))):
                     writer.write(record)
+        os.makedirs(os.path.join(temporary, "assets.extra"), exist_ok=True)
+        with open(os.path.join(temporary, LABELS_FILE), "w") as f:
+            json.dump(list(label_names), f)
+        if extraction is not None:
+            with open(os.path.join(temporary, EXTRACTION_FILE), "w") as f:
+                json.dump(extraction, f, indent=2)
         final = os.path.join(export_dir, str(version))
         os.rename(temporary, final)
     except BaseException:
@@ -163,6 +175,15 @@ def export_model(model, modalities, label_names, export_dir: str, warmup: bool =
         raise
     logging.info("Exported version %d to %s", version, final)
     return final
+
+
+def read_label_names(version_dir: str) -> list[str]:
+    """The exported model's class names, in the order of its `probabilities`."""
+    path = os.path.join(version_dir, LABELS_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{version_dir!r} has no {LABELS_FILE}; export it again with this mmin_tf")
+    with open(path) as f:
+        return json.load(f)
 
 
 def export_run(run_dir: str, export_dir: str, warmup: bool = True, encoder_rows=None) -> str:
@@ -177,7 +198,11 @@ def export_run(run_dir: str, export_dir: str, warmup: bool = True, encoder_rows=
         raise RunError(f"{run_dir!r} is not a finished run ({METRICS} missing); finish training first")
     with open(os.path.join(run_dir, LABELS)) as f:
         label_names = json.load(f)
+    extraction = None
+    if os.path.exists(os.path.join(run_dir, EXTRACTION)):
+        with open(os.path.join(run_dir, EXTRACTION)) as f:
+            extraction = json.load(f)
     model = keras.saving.load_model(os.path.join(run_dir, BEST_MODEL))
     if encoder_rows is not None:
         model.embedder.encoder_rows = encoder_rows
-    return export_model(model, model.modalities, label_names, export_dir, warmup)
+    return export_model(model, model.modalities, label_names, export_dir, warmup, extraction)

@@ -277,3 +277,19 @@ def test_configuration_errors(tmp_path):
     clashing = (ModalitySpec("label", "l", 2, EncoderKind.LSTM),)
     with pytest.raises(ValueError, match=r"\['label'\] clash"):
         read_manifest(manifest, clashing, LABEL_NAMES)
+
+
+def test_manifest_labels_are_the_sorted_distinct_labels(tmp_path):
+    from mmin_tf.data.manifest import manifest_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_text("utterance_id,label,speaker\nu1,sad,s\nu2, happy ,s\nu3,sad,s\n\n", encoding="utf-8")
+    assert manifest_labels(str(path)) == ["happy", "sad"]
+    (tmp_path / "nolabel.csv").write_text("utterance_id,speaker\nu1,s\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line 1: no 'label' column"):
+        manifest_labels(str(tmp_path / "nolabel.csv"))
+    (tmp_path / "empty.csv").write_text("utterance_id,label\n", encoding="utf-8")
+    with pytest.raises(DataError, match="has no labelled rows"):
+        manifest_labels(str(tmp_path / "empty.csv"))
+    with pytest.raises(DataError, match="not found"):
+        manifest_labels(str(tmp_path / "none.csv"))

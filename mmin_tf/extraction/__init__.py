@@ -1,0 +1,1 @@
+"""Corpus-scale feature extraction: media manifest -> dataset, as an Apache Beam pipeline."""
