@@ -237,6 +237,14 @@ class TrainConfig:
             (bfloat16 compute, float32 weights); the caller's global policy is restored after.
             Accuracy against float32 not measured.
         profile_batch: (start, stop) batches traced for TensorBoard's profiler; None: off.
+        train_missing_rates: `(modality, rate)` pairs: each training utterance loses each
+            modality with that probability (drawn from `seed` and the utterance: the teacher and
+            MMIN of a run lose the same ones), at least one kept (RedCore's setting).
+        evaluation_missing_rates: besides the fixed conditions, the test split is scored with
+            each modality of each utterance dropped at each of these rates, at least one kept
+            (the missing-rate protocol of GCNet and its successors); `metrics.json["missing_rates"]`.
+        missing_rate_seed: the seed of those test masks; with the utterance id alone it fixes
+            them, so every model and run is scored on identical masks.
     """
 
     output_dir: str
@@ -255,6 +263,9 @@ class TrainConfig:
     jit_compile: Optional[bool] = None
     mixed_precision: bool = False
     profile_batch: Optional[tuple[int, int]] = None
+    train_missing_rates: tuple[tuple[str, float], ...] = ()
+    evaluation_missing_rates: tuple[float, ...] = ()
+    missing_rate_seed: int = 0
 
     def __post_init__(self):
         if not self.output_dir:
@@ -284,6 +295,17 @@ class TrainConfig:
         if self.profile_batch is not None and not 0 < self.profile_batch[0] <= self.profile_batch[1]:
             raise ValueError(f"`profile_batch` must be (start, stop), 0 < start <= stop. Received: {self.profile_batch}")
         _rate("teacher_classifier_dropout", self.teacher_classifier_dropout)
+        names = [name for name, _ in self.train_missing_rates]
+        if len(set(names)) != len(names):
+            raise ValueError(f"`train_missing_rates` names a modality twice. Received: {self.train_missing_rates}")
+        for name, rate in self.train_missing_rates:
+            _rate(f"train_missing_rates[{name!r}]", rate)
+        for rate in self.evaluation_missing_rates:
+            if not 0.0 < rate < 1.0:
+                raise ValueError(f"`evaluation_missing_rates` must be in (0, 1). Received: {self.evaluation_missing_rates}")
+        if list(self.evaluation_missing_rates) != sorted(set(self.evaluation_missing_rates)):
+            raise ValueError(
+                f"`evaluation_missing_rates` must be increasing and distinct. Received: {self.evaluation_missing_rates}")
 
     @property
     def resolved_condition_mode(self) -> ConditionMode:
@@ -316,6 +338,8 @@ class TrainConfig:
             "condition_mode": None if mode is None else ConditionMode(mode),
             "selection_metric": SelectionMetric(config["selection_metric"]),
             "profile_batch": None if config["profile_batch"] is None else tuple(config["profile_batch"]),
+            "train_missing_rates": tuple((name, float(rate)) for name, rate in config.get("train_missing_rates", ())),
+            "evaluation_missing_rates": tuple(float(rate) for rate in config.get("evaluation_missing_rates", ())),
         })
 
 

@@ -50,6 +50,8 @@ def predict_dataset(predict, dataset: tf.data.Dataset):
         probabilities.append(predict(inputs).numpy())
         labels.append(label.numpy())
         ids.append(utterance_id.numpy())
+    if not labels:  # every utterance left out (see `pipeline.make_evaluation_dataset`)
+        return np.zeros([0], np.int32), np.zeros([0, 0], np.float32), np.zeros([0], object)
     return np.concatenate(labels), np.concatenate(probabilities), np.concatenate(ids)
 
 
@@ -65,12 +67,47 @@ def evaluate_conditions(
         `(report, predictions)`; predictions maps condition -> (labels, probabilities, ids).
     """
     predictions = {name: predict_dataset(predict, dataset) for name, dataset in datasets.items()}
+    empty = [name for name, (labels, _, _) in predictions.items() if len(labels) == 0]
+    if empty:
+        raise ValueError(
+            f"No utterance to score under conditions {empty}: every one lacks all their modalities in the data")
     report = metrics_lib.condition_report(
         {name: (labels, probs.argmax(-1)) for name, (labels, probs, _) in predictions.items()},
         [condition.name for condition in modalities_lib.missing_conditions(modalities)],
         num_classes,
     )
     return report, predictions
+
+
+def evaluate_missing_rates(
+    predict, examples: tf.data.Dataset, modalities, num_classes: int, rates: Sequence[float], seed: int, batching,
+) -> dict:
+    """Metrics under the missing-rate protocol: at each rate, each modality of each utterance is
+    dropped with that probability (at least one kept; `pipeline.drop_modalities`, masks fixed by
+    `seed` and the utterance), and every utterance is scored with what remains.
+
+    Returns:
+        `{str(rate): {"wa", "ua", "f1", "conditions": {condition name: utterances}}}`.
+    """
+    full = modalities_lib.full_condition(modalities)
+    codes = [spec.code for spec in modalities]
+    order = [condition.name for condition in modalities_lib.evaluation_conditions(modalities)]
+    report = {}
+    for rate in rates:
+        dropped = pipeline.drop_modalities(examples, modalities, {spec.name: rate for spec in modalities}, seed)
+        labels, probabilities, counts = [], [], {}
+        for inputs, label, _ in pipeline.make_evaluation_dataset(dropped, modalities, full, batching):
+            probabilities.append(predict(inputs).numpy())
+            labels.append(label.numpy())
+            for row in pipeline.presence(inputs, modalities).numpy():
+                name = "".join(code for code, present in zip(codes, row) if present)
+                counts[name] = counts.get(name, 0) + 1
+        labels, probabilities = np.concatenate(labels), np.concatenate(probabilities)
+        report[str(rate)] = {
+            **metrics_lib.classification_metrics(labels, probabilities.argmax(-1), num_classes),
+            "conditions": {name: counts[name] for name in sorted(counts, key=order.index)},
+        }
+    return report
 
 
 def confusion_matrices(predictions, label_names: Sequence[str]) -> dict:

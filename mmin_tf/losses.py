@@ -13,15 +13,23 @@ def classification_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 
 
 def imagination_loss(
-    target: tf.Tensor, prediction: tf.Tensor, reduction: ImaginationReduction
+    target: tf.Tensor, prediction: tf.Tensor, reduction: ImaginationReduction, mask=None
 ) -> tf.Tensor:
     """`||target - prediction||^2` averaged over the batch (SUM) or over every element (MEAN).
 
-    target, prediction: `(batch, embedding_dim)` -> scalar.
+    target, prediction: `(batch, embedding_dim)` -> scalar. `mask` (bool or 0/1 `(batch,
+    embedding_dim)`, or None for all) keeps only the elements that have a target: MEAN averages
+    over the kept elements, SUM sums each example's kept elements and averages over the batch.
+    Either way every kept element weighs what it weighs when nothing is masked, so an example
+    with fewer targets contributes in proportion to what it has, neither more nor less per target.
     """
     squared = tf.square(tf.cast(target, tf.float32) - tf.cast(prediction, tf.float32))
+    if mask is not None:
+        squared = squared * tf.cast(mask, tf.float32)
     if reduction is ImaginationReduction.SUM:
         return tf.reduce_mean(tf.reduce_sum(squared, axis=-1))
+    if mask is not None:
+        return tf.reduce_sum(squared) / tf.maximum(tf.reduce_sum(tf.cast(mask, tf.float32)), 1.0)
     return tf.reduce_mean(squared)
 
 
@@ -34,6 +42,7 @@ def mmin_losses(
     embeddings: tf.Tensor,
     cycle_reconstruction,
     config: LossConfig,
+    target_mask=None,
 ) -> dict:
     """The weighted terms and total of Eq. 7.
 
@@ -47,13 +56,15 @@ def mmin_losses(
             target, detached here (the original detaches it too).
         cycle_reconstruction: `h''` = backward(h') `(batch, dim)`, or None without cycle learning.
         config: weights and reduction.
+        target_mask: `(batch, dim)`, the slots of the modalities each example really has (its
+            absent modalities have no imagination target); None: every slot.
 
     Returns:
         Dict of scalars `loss`, `ce_loss`, `forward_loss`, `backward_loss` (weighted).
     """
     ce = config.classification_weight * classification_loss(labels, logits)
     forward = config.forward_weight * imagination_loss(
-        tf.stop_gradient(teacher_target), imagined, config.reduction
+        tf.stop_gradient(teacher_target), imagined, config.reduction, target_mask
     )
     if cycle_reconstruction is None:
         backward = tf.zeros([], tf.float32)

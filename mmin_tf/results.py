@@ -6,6 +6,7 @@
     {"dataset": name,
      "metrics": ["wa", "ua"] (IEMOCAP) or ["f1"] (MSP-IMPROV),
      "columns": ["a", "v", "t", "av", "at", "vt", "average", "avt"],
+     "rate_columns": ["rate_0.1", ...] (runs tested with --missing_rates; else []),
      "models": {model_key: {"runs": [{"fold", "seed", "run_dir"}],
                             "columns": {column: {metric: {"mean", "std", "values"}}}}},
      "significance": {model_key: {"average" | "avt": {metric: {"vs_baseline": p | null,
@@ -15,7 +16,8 @@
      "missing_runs": [{"model", "fold", "seed", "run_dir"}]}
 
 `average` is each run's `missing_pooled` metric: the metric over the missing-condition test sets
-pooled, the original code's "total" and the paper's "Average". `values` follow the order of
+pooled, the original code's "total" and the paper's "Average". `rate_<r>` is the metric under the
+missing-rate protocol at rate r (`metrics.json["missing_rates"]`); they are tested like Average. `values` follow the order of
 `runs`; `run_dir` is an absolute path; std is the sample standard deviation
 (ddof 1, null for one run). p-values come from paired t-tests over runs paired by (fold, seed)
 (statistics.py).
@@ -85,8 +87,17 @@ def _columns(conditions: Sequence[str]) -> list[str]:
     return [name for name in conditions if name != full] + [AVERAGE, full]
 
 
+RATE_PREFIX = "rate_"
+
+
 def _value(metrics: dict, column: str, metric: str) -> float:
+    if column.startswith(RATE_PREFIX):
+        return metrics["missing_rates"][column[len(RATE_PREFIX):]][metric]
     return metrics[SUMMARY][metric] if column == AVERAGE else metrics["conditions"][column][metric]
+
+
+def _rate_columns(metrics: dict) -> list[str]:
+    return [f"{RATE_PREFIX}{rate}" for rate in metrics.get("missing_rates", {})]
 
 
 def aggregate(runs: Sequence[Run], output_dir: str, dataset: str, metrics: Sequence[str]) -> dict:
@@ -105,16 +116,18 @@ def aggregate(runs: Sequence[Run], output_dir: str, dataset: str, metrics: Seque
     if not complete:
         raise RunError(f"No complete run in {output_dir!r} to aggregate ({len(runs)} planned)")
     conditions = list(complete[0][1]["conditions"])
+    rate_columns = _rate_columns(complete[0][1])
     for run, values in complete:
-        if list(values["conditions"]) != conditions:
+        if list(values["conditions"]) != conditions or _rate_columns(values) != rate_columns:
             raise RunError(
-                f"{run.output_dir!r} was tested under conditions {list(values['conditions'])}, "
-                f"other runs under {conditions}"
+                f"{run.output_dir!r} was tested under conditions {list(values['conditions'])} and missing rates "
+                f"{_rate_columns(values)}, other runs under {conditions} and {rate_columns}"
             )
     if incomplete:
         logging.warning("%d of %d runs are incomplete and left out: %s",
                         len(incomplete), len(runs), [run.output_dir for run in incomplete])
     columns = _columns(conditions)
+    tested = columns + rate_columns
     by_model: dict[str, list] = {}
     for run, values in complete:
         by_model.setdefault(run.key, []).append((run, values))
@@ -127,12 +140,12 @@ def aggregate(runs: Sequence[Run], output_dir: str, dataset: str, metrics: Seque
             ],
             "columns": {
                 column: {metric: statistics.summarize([_value(v, column, metric) for _, v in entries]) for metric in metrics}
-                for column in columns
+                for column in tested
             },
         }
         paired[key] = {
             (column, metric): {(run.fold, run.seed): _value(v, column, metric) for run, v in entries}
-            for column in columns for metric in metrics
+            for column in tested for metric in metrics
         }
     significance = {
         key: {
@@ -143,7 +156,7 @@ def aggregate(runs: Sequence[Run], output_dir: str, dataset: str, metrics: Seque
                 }
                 for metric in metrics
             }
-            for column in (AVERAGE, columns[-1])
+            for column in (AVERAGE, columns[-1], *rate_columns)
         }
         for key in models
     }
@@ -151,6 +164,7 @@ def aggregate(runs: Sequence[Run], output_dir: str, dataset: str, metrics: Seque
         "dataset": dataset,
         "metrics": list(metrics),
         "columns": columns,
+        "rate_columns": rate_columns,
         "models": models,
         "significance": significance,
         "table6": _table6(models),
@@ -212,10 +226,14 @@ def _cell(summary: dict, mark: str = "") -> str:
     return f"{text} {mark}" if mark else text
 
 
-def _condition_table(results: dict, keys: Sequence[str]) -> list[str]:
-    columns = results["columns"]
+def _column_label(column: str) -> str:
+    return f"rate {column[len(RATE_PREFIX):]}" if column.startswith(RATE_PREFIX) else condition_label(column)
+
+
+def _condition_table(results: dict, keys: Sequence[str], columns: Optional[Sequence[str]] = None) -> list[str]:
+    columns = results["columns"] if columns is None else columns
     lines = [
-        "| Model | Metric | " + " | ".join(condition_label(c) for c in columns) + " |",
+        "| Model | Metric | " + " | ".join(_column_label(c) for c in columns) + " |",
         "| --- | --- | " + " | ".join("---:" for _ in columns) + " |",
     ]
     for key in keys:
@@ -255,6 +273,14 @@ def to_markdown(results: dict) -> str:
     table5 = [key for key in TABLE5_MODELS if key in models]
     if table5:
         lines += ["", "## Table 5: missing-modality testing conditions", "", *_condition_table(results, table5)]
+    rates = results.get("rate_columns") or []
+    if rates:
+        lines += ["", "## Missing-rate protocol", "",
+                  "Each modality of each test utterance dropped with the rate, at least one kept, by masks that depend "
+                  "only on --missing_rate_seed and the utterance (identical for every model and run); the protocol of "
+                  "GCNet (Lian et al. 2023) and later work. Marks as in Table 5.", "",
+                  *_condition_table(results, [key for key in models if key in TABLE5_MODELS or key in TABLE6_MODELS]
+                                    or list(models), rates)]
     if results.get("table6"):
         lines += ["", "## Table 6: ablations of the imagination module", "",
                   *_condition_table(results, results["table6"]["models"])]
@@ -285,7 +311,7 @@ def to_csv(results: dict) -> str:
     writer.writerow(["model", "metric", "column", "mean", "std", "n", "p_vs_baseline", "p_vs_augmented"])
     for key, model in results["models"].items():
         for metric in results["metrics"]:
-            for column in results["columns"]:
+            for column in results["columns"] + results.get("rate_columns", []):
                 summary = model["columns"][column][metric]
                 tests = results["significance"][key].get(column, {}).get(metric, {})
                 writer.writerow([

@@ -84,10 +84,32 @@ _SELECTION = flags.DEFINE_enum_class(
 _JIT = flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA (auto: off; true also turns TF op determinism off, which Keras requires for XLA).")
 _MIXED = flags.DEFINE_bool("mixed_precision", False, "bfloat16 compute, float32 weights (Keras mixed_bfloat16). On this project's 2-core AVX512-BF16 CPU MMIN trained 1.08-1.17x faster (benchmarks/README.md); accuracy not measured.")
 _PROFILE = flags.DEFINE_list("profile_batch", [], "start,stop batches to trace for TensorBoard's profiler.")
+# Incomplete data.
+_TRAIN_MISSING = flags.DEFINE_list(
+    "train_missing_rate", [], "modality:rate entries: each training utterance loses each listed modality with that "
+    "probability, fixed by --seed, at least one kept (e.g. acoustic:0.2,visual:0.3,text:0.1; RedCore's setting).")
+_MISSING_RATES = flags.DEFINE_list(
+    "missing_rates", [], "Also test with each modality of each test utterance dropped at these rates, at least one "
+    "kept (the missing-rate protocol of GCNet and later work), e.g. 0.1,0.2,0.3,0.4,0.5,0.6,0.7.")
+_MISSING_RATE_SEED = flags.DEFINE_integer(
+    "missing_rate_seed", 0, "Seed of the --missing_rates test masks (with the utterance, it fixes them for every run).")
 
 
 def _ints(values):
     return tuple(int(value) for value in values)
+
+
+def _float_mapping(entries, what):
+    pairs = []
+    for entry in entries:
+        name, _, value = entry.partition(":")
+        try:
+            pairs.append((name, float(value)))
+        except ValueError:
+            raise ValueError(f"{what} entries are modality:rate. Received: {entry!r}") from None
+        if not name:
+            raise ValueError(f"{what} entries are modality:rate. Received: {entry!r}")
+    return pairs
 
 
 def _optimization(default, epochs, decay, learning_rate, beta1, clip_norm, weight_decay=0.0):
@@ -139,6 +161,9 @@ def config_from_flags() -> configs.TrainConfig:
         jit_compile={"auto": None, "true": True, "false": False}[_JIT.value],
         mixed_precision=_MIXED.value,
         profile_batch=_ints(_PROFILE.value) if _PROFILE.value else None,
+        train_missing_rates=tuple(_float_mapping(_TRAIN_MISSING.value, "--train_missing_rate")),
+        evaluation_missing_rates=tuple(float(rate) for rate in _MISSING_RATES.value),
+        missing_rate_seed=_MISSING_RATE_SEED.value,
     )
 
 

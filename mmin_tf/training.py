@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import shutil
 import warnings
@@ -41,6 +42,7 @@ from mmin_tf.data import pipeline
 from mmin_tf.evaluation import (
     confusion_matrices,
     evaluate_conditions,
+    evaluate_missing_rates,
     model_input_signature,
     prediction_function,
 )
@@ -174,8 +176,11 @@ def teacher_embeddings(embedder, examples, modalities, batching):
     return ids, np.concatenate(values).astype(np.float32)
 
 
-def _compiled_trainer(config: TrainConfig, info, teacher, normalization) -> keras.Model:
-    """The trainer of the configured model (MMIN when a teacher is given), compiled."""
+def _compiled_trainer(config: TrainConfig, info, teacher, normalization, absent_modalities=False) -> keras.Model:
+    """The trainer of the configured model (MMIN when a teacher is given), compiled.
+
+    `absent_modalities`: the training utterances may lack modalities (MMIN masks the imagination
+    targets they lack)."""
     if teacher is None:
         served = construction.build_utterance_fusion(
             info.modalities, info.num_classes, config.model, normalization
@@ -184,7 +189,7 @@ def _compiled_trainer(config: TrainConfig, info, teacher, normalization) -> kera
     else:
         trainer = construction.build_mmin_trainer(
             teacher, info.num_classes, config.model, config.losses,
-            config.optimization.clip_norm, config.finetune_encoders,
+            config.optimization.clip_norm, config.finetune_encoders, absent_modalities,
         )
     optimization = config.optimization
     if optimization.weight_decay == 0:
@@ -200,7 +205,11 @@ def _compiled_trainer(config: TrainConfig, info, teacher, normalization) -> kera
 
 
 def _training_dataset(config: TrainConfig, examples, modalities, conditions, batching, teacher, sample_one_condition):
-    """One epoch of training batches; for MMIN they carry the frozen teacher's embeddings, computed once."""
+    """One epoch of training batches; for MMIN they carry the frozen teacher's embeddings, computed once.
+
+    An utterance lacking modalities trains under the conditions within what it has (MMIN: the
+    imagination targets of its missing modalities must exist) or with its absent modalities
+    missing (the classifiers); see `pipeline.make_training_dataset`."""
     extra_keys = ()
     if teacher is not None:
         ids, embeddings = teacher_embeddings(teacher.embedder, examples, modalities, batching)
@@ -208,7 +217,7 @@ def _training_dataset(config: TrainConfig, examples, modalities, conditions, bat
         extra_keys = (pipeline.TEACHER_EMBEDDING,)
     return pipeline.make_training_dataset(
         examples, modalities, conditions, batching, sample_one_condition=sample_one_condition,
-        seed=config.seed, extra_keys=extra_keys,
+        seed=config.seed, extra_keys=extra_keys, conditions_within_presence=config.model.kind.is_mmin,
     )
 
 
@@ -219,22 +228,27 @@ def best_epoch(run_dir: str) -> int:
 
 
 def write_test_metrics(model, config: TrainConfig, info, test_examples, batching, epoch: int, output_dir: str) -> dict:
-    """Scores `model` on the test split under every evaluation condition.
+    """Scores `model` on the test split under every evaluation condition, and at every
+    `config.evaluation_missing_rates`.
 
     Writes `confusion_matrices.json` and then `metrics.json` (which marks a run complete) into
     `output_dir` and returns the metrics: `{"model", "fold", "seed", "best_epoch", "conditions",
-    "missing_mean", "missing_pooled"}`.
+    "missing_mean", "missing_pooled"}` and, with missing rates, `"missing_rates": {rate: {"wa",
+    "ua", "f1", "conditions": {condition: utterances scored under it}}}`.
     """
     modalities = info.modalities
     datasets = {
         condition.name: pipeline.make_evaluation_dataset(test_examples, modalities, condition, batching)
         for condition in modalities_lib.evaluation_conditions(modalities)
     }
-    report, predictions = evaluate_conditions(
-        prediction_function(model, modalities), datasets, modalities, info.num_classes
-    )
+    predict = prediction_function(model, modalities)
+    report, predictions = evaluate_conditions(predict, datasets, modalities, info.num_classes)
     result = {"model": config.model.kind.value, "fold": config.data.fold, "seed": config.seed,
               "best_epoch": epoch, **report}
+    if config.evaluation_missing_rates:
+        result["missing_rates"] = evaluate_missing_rates(
+            predict, test_examples, modalities, info.num_classes, config.evaluation_missing_rates,
+            config.missing_rate_seed, batching)
     os.makedirs(output_dir, exist_ok=True)
     write_json(os.path.join(output_dir, CONFUSION_MATRICES), confusion_matrices(predictions, info.label_names))
     write_json(os.path.join(output_dir, METRICS), result)
@@ -316,6 +330,15 @@ def _train_and_test(
         split: pipeline.read_fold_split(config.data.data_dir, info, config.data.fold, split).cache()
         for split in format_lib.SPLITS
     }
+    unknown = sorted({name for name, _ in config.train_missing_rates} - {spec.name for spec in modalities})
+    if unknown:
+        raise RunError(f"--train_missing_rate names modalities {unknown} that the dataset does not have")
+    if config.train_missing_rates:
+        splits["train"] = pipeline.drop_modalities(
+            splits["train"], modalities, dict(config.train_missing_rates), config.seed).cache()
+    train_presence = info.fold_presence[config.data.fold]["train"]
+    train_size = sum(info.fold_counts[config.data.fold]["train"].values())
+    absent_modalities = bool(config.train_missing_rates) or any(count < train_size for count in train_presence.values())
     if teacher is not None:
         normalization = teacher.embedder.normalization
     else:
@@ -328,7 +351,7 @@ def _train_and_test(
         write_json(os.path.join(config.output_dir, EXTRACTION), {
             "extraction": dict(info.extraction), "modalities": [spec.to_json() for spec in modalities]})
 
-    trainer = _compiled_trainer(config, info, teacher, normalization)
+    trainer = _compiled_trainer(config, info, teacher, normalization, absent_modalities)
     served = trainer.model
     optimization = config.optimization
     matched = (
@@ -340,10 +363,10 @@ def _train_and_test(
     train_dataset = _training_dataset(
         config, splits["train"], modalities, conditions, batching, teacher, sample_one_condition)
     # Counted, not taken from the dataset's info: a wrong count would shift every epoch's boundary.
-    steps_per_epoch = pipeline.training_steps_per_epoch(
-        int(splits["train"].reduce(0, lambda count, _: count + 1)), len(conditions), batching,
-        sample_one_condition=sample_one_condition,
-    )
+    elements = pipeline.count_training_elements(
+        splits["train"], modalities, conditions, sample_one_condition=sample_one_condition,
+        conditions_within_presence=config.model.kind.is_mmin)
+    steps_per_epoch = math.ceil(elements / batching.batch_size)
     validation = {
         condition.name: pipeline.make_evaluation_dataset(splits["validation"], modalities, condition, batching)
         for condition in modalities_lib.evaluation_conditions(modalities)

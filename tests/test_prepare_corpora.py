@@ -40,21 +40,20 @@ def test_iemocap_from_the_raw_release_to_a_dataset(tmp_path, bert_preset, face_m
     release = _iemocap_with_media(str(tmp_path / "IEMOCAP_full_release"))
     out = tmp_path / "data"
     result = _prepare("--source=iemocap", f"--corpus_dir={release}", "--sessions=1,2", f"--out={out}",
-                      f"--bert_preset={bert_preset}", f"--face_model={face_model}", "--skip_bad_media", *IN_MEMORY)
+                      f"--bert_preset={bert_preset}", f"--face_model={face_model}", *IN_MEMORY)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "IEMOCAP: kept 9 utterances" in result.stderr and "dropped by label: fru 1, xxx 1" in result.stderr
     info = format_lib.load_info(str(out))
-    # The release's utterance without a transcript line has no text: skipped, and listed.
-    assert info.label_names == iemocap.LABEL_NAMES and info.num_utterances == 8
-    with open(out / "skipped.csv", newline="") as f:
-        assert [row["utterance_id"] for row in csv.DictReader(f)] == ["Ses01M_script01_1_M000"]
+    assert info.label_names == iemocap.LABEL_NAMES and info.num_utterances == 9
+    # The release's utterance without a transcript line has no text; the left actor no face.
+    assert info.presence == {"acoustic": 9, "visual": 5, "text": 8}
     assert [spec.name for spec in info.modalities] == ["acoustic", "visual", "text"]
     assert len(info.fold_names) == 4  # 2 sessions x 2 speakers
     # The faces are on the right: the utterances of the actor shown on the left have none.
     # The actor who wore the markers (the dialog's letter) is shown left, where there is no face.
     ids = _ids(out)
     left = [utterance for utterance in ids if utterance[5] == utterance.split("_")[-1][0]]
-    assert left == ["Ses01F_impro01_F000", "Ses02F_script01_1b_F000", "Ses02M_impro05a_M000"]
+    assert left == ["Ses01F_impro01_F000", "Ses01M_script01_1_M000", "Ses02F_script01_1b_F000", "Ses02M_impro05a_M000"]
     assert sorted(info.extraction["no_face_utterances"]) == sorted(left)
     assert info.source["importer"] == "iemocap" and "kept 9 utterances" in info.source["corpus_counts"]
 
@@ -72,11 +71,10 @@ def test_iemocap_without_video_needs_no_face_model_and_no_avi(tmp_path, bert_pre
         os.remove(avi)
     out = tmp_path / "data"
     result = _prepare("--source=iemocap", f"--corpus_dir={release}", "--sessions=1,2", f"--out={out}",
-                      "--extract_modalities=acoustic,text", f"--bert_preset={bert_preset}", "--skip_bad_media",
-                      *IN_MEMORY)
+                      "--extract_modalities=acoustic,text", f"--bert_preset={bert_preset}", *IN_MEMORY)
     assert result.returncode == 0, result.stderr[-3000:]
     info = format_lib.load_info(str(out))
-    assert [spec.name for spec in info.modalities] == ["acoustic", "text"] and info.num_utterances == 8
+    assert [spec.name for spec in info.modalities] == ["acoustic", "text"] and info.num_utterances == 9
 
 
 def test_media_manifest_only(tmp_path):

@@ -207,3 +207,31 @@ def _modalities():
     from tests import tiny_runs
 
     return tiny_runs.MODALITIES
+
+
+def test_missing_rate_columns_are_summarized_tested_and_tabled(tmp_path):
+    runs, written = _experiment(tmp_path, ["baseline", "augmented", "mmin"])
+    for run in runs:
+        metrics = written[run.key, run.fold, run.seed]
+        metrics["missing_rates"] = {
+            rate: {"wa": LEVELS[run.key] - float(rate) / 2 + 0.01 * int(run.fold) + 0.001 * run.seed,
+                   "ua": LEVELS[run.key] - float(rate) / 2, "f1": 0.5, "conditions": {"a": 1}}
+            for rate in ("0.1", "0.5")}
+        with open(os.path.join(run.output_dir, "metrics.json"), "w") as f:
+            json.dump(metrics, f)
+    aggregated = results.aggregate(runs, str(tmp_path), "tiny", ["wa", "ua"])
+    assert aggregated["rate_columns"] == ["rate_0.1", "rate_0.5"]
+    mmin = aggregated["models"]["mmin"]["columns"]["rate_0.5"]["wa"]
+    assert mmin["mean"] == pytest.approx(np.mean([written["mmin", f, s]["missing_rates"]["0.5"]["wa"]
+                                                  for f in FOLDS for s in SEEDS]))
+    assert set(aggregated["significance"]["mmin"]) == {"average", "avt", "rate_0.1", "rate_0.5"}
+    assert aggregated["significance"]["mmin"]["rate_0.1"]["wa"]["vs_baseline"] < 0.05
+    text = results.to_markdown(aggregated)
+    assert "## Missing-rate protocol" in text and "| Model | Metric | rate 0.1 | rate 0.5 |" in text
+    assert "mmin,wa,rate_0.5," in results.to_csv(aggregated)
+    # Runs tested at other rates do not mix.
+    del written["mmin", "1", 0]["missing_rates"]["0.5"]
+    with open(os.path.join(runs[[r.key for r in runs].index("mmin")].output_dir, "metrics.json"), "w") as f:
+        json.dump(written["mmin", "1", 0], f)
+    with pytest.raises(RunError, match="missing rates"):
+        results.aggregate(runs, str(tmp_path), "tiny", ["wa", "ua"])

@@ -10,7 +10,9 @@ other tools. In short, a dataset directory holds
 and every record is one utterance:
 
     context:       utterance_id (bytes), speaker (bytes), group (bytes), label (int64)
-    feature_lists: one per modality, named after it; one float_list of `feature_dim` per frame.
+    feature_lists: one per modality the utterance has, named after it; one float_list of
+                   `feature_dim` per frame. A modality the utterance lacks (no face was found, no
+                   transcript exists) has no feature list: it is absent, and reads as 0 frames.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ class Utterance:
         speaker: speaker id; folds never put one speaker in two splits.
         group: recording group (IEMOCAP/MSP-IMPROV session); the unit left out in cross-validation.
         label: class index into the dataset's label names.
-        features: modality name -> float array `(time, feature_dim)`.
+        features: modality name -> float array `(time, feature_dim)`; a modality the utterance
+            lacks is left out (absent), but at least one is there.
         source: where the utterance came from (a file path), for error messages.
     """
 
@@ -79,12 +82,16 @@ def validate_utterance(
         raise DataError(f"{where}: label {utterance.label} is outside [0, {num_classes})")
     expected = {spec.name for spec in modalities}
     received = set(utterance.features)
-    if received != expected:
+    if not received <= expected:
         raise DataError(
-            f"{where}: expected features for modalities {sorted(expected)}, "
-            f"received {sorted(received)}"
+            f"{where}: features for unknown modalities {sorted(received - expected)}; the dataset's "
+            f"modalities are {sorted(expected)}"
         )
+    if not received:
+        raise DataError(f"{where}: no modality at all; an utterance needs at least one of {sorted(expected)}")
     for spec in modalities:
+        if spec.name not in utterance.features:
+            continue  # absent
         # Checked as written (float32): a finite float64 beyond float32's range would become Inf.
         array = np.asarray(utterance.features[spec.name]).astype(np.float32)
         if array.ndim != 2 or array.shape[1] != spec.feature_dim:
@@ -223,12 +230,14 @@ class DatasetInfo:
 
     Attributes:
         name: corpus name, free text.
-        modalities: the modalities every utterance has, in configured order.
+        modalities: the dataset's modalities, in configured order (an utterance may lack some).
         label_names: class names; `label` in the records indexes this tuple.
         num_utterances: number of records over all shards.
         shards: record file names, relative to the dataset directory.
-        length_statistics: modality name -> frame-count statistics.
+        length_statistics: modality name -> frame-count statistics of the utterances that have it.
         fold_counts: fold name -> split -> label name -> utterance count.
+        presence: modality name -> utterances that have it (all of them in a complete dataset).
+        fold_presence: fold name -> split -> modality name -> utterances that have it.
         source: how the dataset was produced (importer and its arguments).
         extraction: for datasets extracted from media (`python -m mmin_tf.extract`), how
             (`mmin_tf.features.settings.ExtractionSettings` as JSON, with the no-face count);
@@ -244,6 +253,23 @@ class DatasetInfo:
     fold_counts: Mapping[str, Mapping[str, Mapping[str, int]]]
     source: Mapping[str, object]
     extraction: Optional[Mapping[str, object]] = None
+    presence: Optional[Mapping[str, int]] = None
+    fold_presence: Optional[Mapping[str, Mapping[str, Mapping[str, int]]]] = None
+
+    def __post_init__(self):
+        # Datasets written before absent modalities existed are complete.
+        if self.presence is None:
+            object.__setattr__(self, "presence", {spec.name: self.num_utterances for spec in self.modalities})
+        if self.fold_presence is None:
+            object.__setattr__(self, "fold_presence", {
+                fold: {split: {spec.name: sum(labels.values()) for spec in self.modalities}
+                       for split, labels in splits.items()}
+                for fold, splits in self.fold_counts.items()})
+
+    @property
+    def is_complete(self) -> bool:
+        """Every utterance has every modality."""
+        return all(self.presence[spec.name] == self.num_utterances for spec in self.modalities)
 
     @property
     def num_classes(self) -> int:
@@ -265,6 +291,8 @@ class DatasetInfo:
                 name: stats.to_json() for name, stats in self.length_statistics.items()
             },
             "fold_counts": self.fold_counts,
+            "presence": dict(self.presence),
+            "fold_presence": self.fold_presence,
             "source": dict(self.source),
             **({} if self.extraction is None else {"extraction": dict(self.extraction)}),
         }
@@ -289,6 +317,8 @@ class DatasetInfo:
             fold_counts=config["fold_counts"],
             source=config.get("source", {}),
             extraction=config.get("extraction"),
+            presence=config.get("presence"),
+            fold_presence=config.get("fold_presence"),
         )
 
 

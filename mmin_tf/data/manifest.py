@@ -150,14 +150,10 @@ def _read_rows(
                     f"{where}: unknown label {cells[LABEL]!r}; known labels are "
                     f"{list(label_names)}"
                 )
-            paths = {}
-            for spec in modalities:
-                if not cells[spec.name]:
-                    raise DataError(f"{where}: empty {spec.name} path")
-                paths[spec.name] = os.path.join(base_dir, cells[spec.name])
-            features = {
-                spec.name: _load_array(paths[spec.name], spec, where) for spec in modalities
-            }
+            paths = {spec.name: os.path.join(base_dir, cells[spec.name]) for spec in modalities if cells[spec.name]}
+            if not paths:
+                raise DataError(f"{where}: no modality: every modality cell is empty")
+            features = {spec.name: _load_array(paths[spec.name], spec, where) for spec in modalities if spec.name in paths}
             source = f"{path} line {line} [" + ", ".join(
                 f"{name}={npy}" for name, npy in paths.items()
             ) + "]"

@@ -14,6 +14,14 @@ which needs them as imagination targets). Evaluation datasets yield `(inputs, la
 utterance_id)` with the condition already applied: a missing modality's features are all zero and
 its length is 0, exactly what a served request with that modality absent looks like.
 
+Absent modalities (an utterance the dataset has without, e.g., a face: 0 frames in its record)
+are missing in every condition: a training condition is intersected with what the utterance has
+(`conditions_within_presence=False`, the classifiers) or only conditions within what it has are
+used (`True`, MMIN, whose imagination targets of the missing modalities must exist); evaluation
+conditions are intersected with what each utterance has, and an utterance that has none of a
+condition's modalities is not scored under it. `drop_modalities` removes modalities at given
+rates, deterministically per utterance (training on incomplete data; the missing-rate protocol).
+
 Normalization is not applied here: `compute_normalization_statistics` computes the per-dimension
 mean/std of a fold's training split, and the model applies them in its first layer, so the
 exported SavedModel reproduces them.
@@ -209,6 +217,72 @@ def _conditions_tensor(conditions: Sequence[modalities_lib.Condition]) -> tf.Ten
     return tf.constant([condition.available for condition in conditions], tf.bool)
 
 
+def presence(example: Mapping[str, tf.Tensor], modalities: Sequence[modalities_lib.ModalitySpec]) -> tf.Tensor:
+    """bool `(..., num_modalities)`: which modalities an example (or a batch) has frames of."""
+    return tf.stack([example[spec.length_key] > 0 for spec in modalities], axis=-1)
+
+
+def condition_rows(table: tf.Tensor, present: tf.Tensor, within_presence: bool) -> tf.Tensor:
+    """The training conditions bool `(n, num_modalities)` an utterance with `present`
+    `(num_modalities,)` gives, from `table` `(num_conditions, num_modalities)`, in table order:
+    the conditions within its modalities (`within_presence`) or each one intersected with them,
+    without empty or repeated rows. For an utterance with every modality it is `table`.
+    """
+    if within_presence:
+        rows = tf.boolean_mask(table, tf.reduce_all(tf.logical_or(tf.logical_not(table), present[None, :]), axis=1))
+    else:
+        rows = tf.logical_and(table, present[None, :])
+    bits = tf.bitwise.left_shift(1, tf.range(tf.shape(table)[1]))  # (M,)
+    codes, _ = tf.unique(tf.reduce_sum(tf.cast(rows, tf.int32) * bits[None, :], axis=1))  # first occurrences
+    codes = tf.boolean_mask(codes, codes > 0)
+    return tf.bitwise.bitwise_and(codes[:, None], bits[None, :]) > 0
+
+
+def _uniform(seed: int, utterance_id: tf.Tensor, name: str) -> tf.Tensor:
+    """A draw in [0, 1) fixed by `seed`, the utterance and `name` (FarmHash of the three): the
+    same in every process, model and run."""
+    key = tf.strings.join([str(seed), utterance_id, name], separator="|")
+    return tf.cast(tf.strings.to_hash_bucket_fast(key, 2 ** 31 - 1), tf.float32) / (2 ** 31 - 1)
+
+
+def drop_modalities(
+    examples: tf.data.Dataset,
+    modalities: Sequence[modalities_lib.ModalitySpec],
+    rates: Mapping[str, float],
+    seed: int,
+) -> tf.data.Dataset:
+    """Each example without each of its modalities with probability `rates[name]`, at least one kept.
+
+    The draws depend only on `seed`, the utterance id and the modality (`_uniform`), so every
+    model and process drops the same ones. When every modality an example has would go, the one
+    with the highest draw stays. A dropped modality becomes absent: 0 frames, length 0.
+    """
+    modalities = tuple(modalities)
+    unknown = sorted(set(rates) - {spec.name for spec in modalities})
+    if unknown:
+        raise ValueError(f"Missing rates for unknown modalities {unknown}; known: {[s.name for s in modalities]}")
+    bad = {name: rate for name, rate in rates.items() if not 0.0 <= rate < 1.0}
+    if bad:
+        raise ValueError(f"Missing rates must be in [0, 1). Received: {bad}")
+    threshold = tf.constant([float(rates.get(spec.name, 0.0)) for spec in modalities])
+
+    def drop(example):
+        present = presence(example, modalities)
+        draws = tf.stack([_uniform(seed, example[format_lib.UTTERANCE_ID], spec.name) for spec in modalities])
+        kept = tf.logical_and(present, draws >= threshold)
+        highest = tf.one_hot(tf.argmax(tf.where(present, draws, -1.0)), len(modalities), on_value=True, off_value=False)
+        kept = tf.where(tf.reduce_any(kept), kept, highest)
+        dropped = dict(example)
+        for index, spec in enumerate(modalities):
+            keep = kept[index]
+            dropped[spec.name] = tf.cond(keep, lambda name=spec.name: example[name],
+                                         lambda dim=spec.feature_dim: tf.zeros([0, dim], tf.float32))
+            dropped[spec.length_key] = tf.where(keep, example[spec.length_key], 0)
+        return dropped
+
+    return examples.map(drop, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
 def _model_inputs(example: Mapping[str, tf.Tensor], modalities, extra_keys=()) -> dict[str, tf.Tensor]:
     inputs = {key: example[key] for key in extra_keys}
     for spec in modalities:
@@ -370,22 +444,30 @@ def make_training_dataset(
     sample_one_condition: bool,
     seed: int,
     extra_keys: Sequence[str] = (),
+    conditions_within_presence: bool = False,
 ) -> tf.data.Dataset:
     """Batches of `(inputs with availability, label)` for one epoch; reshuffled every epoch.
 
     Args:
         examples: parsed training examples (`read_fold_split(..., "train")`).
         conditions: the training conditions (`training_conditions`).
-        sample_one_condition: True draws one of `conditions` per utterance per epoch; False
-            yields every utterance once under every condition.
+        sample_one_condition: True draws one of an utterance's conditions per epoch; False
+            yields every utterance once under each of its conditions.
         seed: shuffling and condition draws; same seed, same batches.
         extra_keys: example keys passed into the inputs as they are (e.g. `teacher_embedding`).
+        conditions_within_presence: an utterance that lacks modalities (absent in the data) gets
+            the conditions within what it has (True: MMIN) or every condition intersected with
+            what it has (False: an absent modality is missing), without empty or repeated ones
+            (`condition_rows`). An utterance with every modality gets `conditions` either way.
 
     Cache `examples` (`.cache()`) when it is read more than once: parsing is the costly part.
     """
     modalities = tuple(modalities)
     table = _conditions_tensor(conditions)
-    count = len(conditions)
+
+    def rows(inputs):
+        return condition_rows(table, presence(inputs, modalities), conditions_within_presence)
+
     dataset = examples.map(
         lambda example: (_model_inputs(example, modalities, extra_keys), example[format_lib.LABEL]),
         num_parallel_calls=AUTOTUNE,
@@ -394,22 +476,40 @@ def make_training_dataset(
     if sample_one_condition:
         dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
         draws = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
+
+        def draw_condition(element, draw):
+            candidates = rows(element[0])
+            picked = tf.gather(candidates, draw % tf.cast(tf.shape(candidates)[0], tf.int64))
+            return {**element[0], AVAILABILITY: picked}, element[1]
+
         dataset = tf.data.Dataset.zip(dataset, draws).map(
-            lambda element, draw: (
-                {**element[0], AVAILABILITY: tf.gather(table, draw % count)},
-                element[1],
-            ),
-            num_parallel_calls=AUTOTUNE,
-            deterministic=True,
-        )
+            draw_condition, num_parallel_calls=AUTOTUNE, deterministic=True)
     else:
         dataset = dataset.flat_map(
-            lambda inputs, label: tf.data.Dataset.from_tensor_slices(table).map(
+            lambda inputs, label: tf.data.Dataset.from_tensor_slices(rows(inputs)).map(
                 lambda available: ({**inputs, AVAILABILITY: available}, label)
             )
         )
         dataset = dataset.shuffle(16384, seed=seed, reshuffle_each_iteration=True)
     return _batch(dataset, batching, modalities, shuffle_seed=seed + 2).prefetch(AUTOTUNE)
+
+
+def count_training_elements(
+    examples: tf.data.Dataset,
+    modalities: Sequence[modalities_lib.ModalitySpec],
+    conditions: Sequence[modalities_lib.Condition],
+    *,
+    sample_one_condition: bool,
+    conditions_within_presence: bool = False,
+) -> int:
+    """Elements (utterance-conditions) in one epoch of `make_training_dataset` with these arguments:
+    utterances, or the sum of each utterance's conditions."""
+    if sample_one_condition:
+        return int(examples.reduce(0, lambda count, _: count + 1))
+    table = _conditions_tensor(conditions)
+    modalities = tuple(modalities)
+    return int(examples.reduce(0, lambda count, example: count + tf.shape(
+        condition_rows(table, presence(example, modalities), conditions_within_presence))[0]))
 
 
 def repeat_epochs(one_epoch: tf.data.Dataset, batching: Batching, trained_batches: int = 0) -> tf.data.Dataset:
@@ -453,7 +553,11 @@ def make_evaluation_dataset(
     condition: modalities_lib.Condition,
     batching: Batching,
 ) -> tf.data.Dataset:
-    """Batches of `(inputs, label, utterance_id)` with `condition` applied, in a fixed order."""
+    """Batches of `(inputs, label, utterance_id)` with `condition` applied, in a fixed order.
+
+    Utterances lacking some of the condition's modalities (absent in the data) are scored with
+    the ones they have; those with none of them are left out.
+    """
     modalities = tuple(modalities)
 
     def apply_condition(example):
@@ -466,6 +570,9 @@ def make_evaluation_dataset(
                 inputs[spec.length_key] = tf.zeros([], tf.int32)
         return inputs, example[format_lib.LABEL], example[format_lib.UTTERANCE_ID]
 
+    wanted = tf.constant(condition.available)
+    # An utterance without any of the condition's modalities (absent in the data) is not scored under it.
+    examples = examples.filter(lambda example: tf.reduce_any(tf.logical_and(presence(example, modalities), wanted)))
     dataset = examples.map(
         apply_condition,
         num_parallel_calls=AUTOTUNE,

@@ -33,7 +33,7 @@ class WrittenUtterance(NamedTuple):
     speaker: str
     group: str
     label: int
-    lengths: Mapping[str, int]  # modality name -> frames
+    lengths: Mapping[str, int]  # modality name -> frames; 0: absent
     source: str
 
 
@@ -128,7 +128,7 @@ class DatasetWriter:
         """Validates and appends one utterance. Raises `DataError` naming it if it is bad."""
         directory = self.directory
         validate_utterance(utterance, self.modalities, len(self.label_names))
-        lengths = {spec.name: len(utterance.features[spec.name]) for spec in self.modalities}
+        lengths = {spec.name: len(utterance.features.get(spec.name, ())) for spec in self.modalities}
         self._remember(WrittenUtterance(
             utterance.utterance_id, utterance.speaker, utterance.group, utterance.label, lengths, utterance.source))
         if self._writer is None:
@@ -169,7 +169,7 @@ class DatasetWriter:
         self._sources[utterance.utterance_id] = utterance.source
         self._metadata.append((utterance.utterance_id, utterance.speaker, utterance.group, utterance.label))
         for spec in self.modalities:
-            self._lengths[spec.name].append(utterance.lengths[spec.name])
+            self._lengths[spec.name].append(int(utterance.lengths.get(spec.name, 0)))
 
     def finish(self, folds: Optional[folds_lib.Folds] = None) -> DatasetInfo:
         """Writes folds and `dataset.json`, then renames the directory into place.
@@ -188,6 +188,9 @@ class DatasetWriter:
                 (utterance_id, speaker, group) for utterance_id, speaker, group, _ in self._metadata
             )
         folds_lib.validate_folds(folds, set(self._sources))
+        never = [name for name, lengths in self._lengths.items() if not any(lengths)]
+        if never:
+            raise DataError(f"Modalities {never} are absent from every utterance; leave them out of the dataset")
         shards = self._rename_shards()
         info = DatasetInfo(
             name=self.name,
@@ -196,10 +199,12 @@ class DatasetWriter:
             num_utterances=len(self._metadata),
             shards=tuple(shards),
             length_statistics={
-                name: LengthStatistics.from_lengths(lengths)
+                name: LengthStatistics.from_lengths([length for length in lengths if length])
                 for name, lengths in self._lengths.items()
             },
             fold_counts=self._fold_counts(folds),
+            presence={name: sum(1 for length in lengths if length) for name, lengths in self._lengths.items()},
+            fold_presence=self._fold_presence(folds),
             source=self.source,
             extraction=self.extraction,
         )
@@ -222,6 +227,15 @@ class DatasetWriter:
             os.rename(os.path.join(self._temp_dir, shard), os.path.join(self._temp_dir, name))
             final.append(name)
         return final
+
+    def _fold_presence(self, folds: folds_lib.Folds) -> dict[str, dict[str, dict[str, int]]]:
+        row = {utterance_id: index for index, (utterance_id, _, _, _) in enumerate(self._metadata)}
+        return {
+            fold: {split: {name: sum(1 for utterance_id in splits[split] if lengths[row[utterance_id]])
+                           for name, lengths in self._lengths.items()}
+                   for split in SPLITS}
+            for fold, splits in folds.items()
+        }
 
     def _fold_counts(self, folds: folds_lib.Folds) -> dict[str, dict[str, dict[str, int]]]:
         label_of = {utterance_id: label for utterance_id, _, _, label in self._metadata}

@@ -33,8 +33,9 @@ _MIN_NEIGHBORS = flags.DEFINE_integer(
     "face_min_neighbors", _DETECTION.min_neighbors, "Haar cascade detections a face needs.", lower_bound=0)
 _MIN_FACE = flags.DEFINE_integer("face_min_size", _DETECTION.min_face_size, "Smallest face searched, pixels.", lower_bound=1)
 _NO_FACE = flags.DEFINE_enum_class(
-    "no_face", settings_lib.NoFace.ZEROS, settings_lib.NoFace,
-    "An utterance without a face in any sampled frame: zeros (one zero frame, the original) or error.",
+    "no_face", settings_lib.NoFace.ABSENT, settings_lib.NoFace,
+    "An utterance without a face in any sampled frame: absent (no visual modality for it), zeros (one zero "
+    "frame, the original) or error.",
     case_sensitive=False)
 _SKIP = flags.DEFINE_bool("skip_bad_media", False, "Leave utterances whose media fail out, listed in DIR/skipped.csv.")
 _BATCH = flags.DEFINE_integer("extraction_batch_size", 16, "Utterances extracted together.", lower_bound=1)

@@ -7,9 +7,11 @@
     directory into place.
 
 Everything is written inside the writer's hidden directory, which is deleted if anything fails:
-nothing partial is left. A record that cannot be extracted (media that are missing, unreadable,
-corrupt, empty or shorter than its span; no face with `NoFace.ERROR`; non-finite features) fails
-the run with every failure listed (missing files before extraction starts, the others after the
+nothing partial is left. A modality whose media a record lacks (an empty manifest cell), or its
+visual modality when no face is found (`NoFace.ABSENT`, the default), is absent for that
+utterance in the dataset. A record that cannot be extracted (a media file that is missing,
+unreadable, corrupt, empty or shorter than its span; no face with `NoFace.ERROR`; non-finite
+features; no modality at all) fails the run with every failure listed (missing files before extraction starts, the others after the
 pipeline has run); with `skip_bad_media` it is left out and listed in `DIR/skipped.csv` and the
 log instead.
 """
@@ -84,8 +86,9 @@ def dataset_modalities(
 
 
 def check_media(records: Sequence[MediaRecord], names: Sequence[str]) -> tuple[list[MediaRecord], list[dict]]:
-    """Splits `records` into those with the media of every modality in `names` (files that exist)
-    and the problems of the others (`{"utterance_id", "source", "error"}`).
+    """Splits `records` into those whose media files exist and that have the media of at least one
+    modality in `names` (what a record lacks is an absent modality), and the problems of the
+    others (`{"utterance_id", "source", "error"}`).
 
     Raises:
         DataError: a repeated utterance id.
@@ -97,14 +100,13 @@ def check_media(records: Sequence[MediaRecord], names: Sequence[str]) -> tuple[l
                 f"Duplicate utterance id {record.utterance_id!r}: in {seen[record.utterance_id]} and in {record.source}")
         seen[record.utterance_id] = record.source
         problem = None
-        for name in names:
+        given = [name for name in names if getattr(record, COLUMN_OF[name]) is not None]
+        if not given:
+            problem = f"{record.where}: no {' / '.join(COLUMN_OF[name] for name in names)}: no modality to extract"
+        for name in given:
             column = COLUMN_OF[name]
-            value = getattr(record, column)
-            if value is None:
-                problem = f"{record.where}: no {column} for the {name} modality"
-            elif column != media_manifest.TRANSCRIPT and not os.path.isfile(value):
-                problem = f"{record.where}: {column} file {value} not found"
-            if problem:
+            if column != media_manifest.TRANSCRIPT and not os.path.isfile(getattr(record, column)):
+                problem = f"{record.where}: {column} file {getattr(record, column)} not found"
                 break
         if problem is None:
             kept.append(record)

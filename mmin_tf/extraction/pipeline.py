@@ -102,7 +102,7 @@ class ExtractChunk(beam.DoFn):
                 serialized.append(serialize_utterance(utterance, job.modalities))
                 report["utterances"].append(list(WrittenUtterance(
                     utterance.utterance_id, utterance.speaker, utterance.group, utterance.label,
-                    {spec.name: len(utterance.features[spec.name]) for spec in job.modalities}, utterance.source)))
+                    {spec.name: len(utterance.features.get(spec.name, ())) for spec in job.modalities}, utterance.source)))
         if serialized:
             report["file"] = chunk_file(index)
             path = os.path.join(job.directory, report["file"])

@@ -96,13 +96,12 @@ class MediaExtractor:
             dims[TEXT_MODALITY] = self.text.feature_dim
         return dims
 
-    def extract(self, records: Sequence[MediaRecord], *, absent_is_missing: bool = False) -> list[Extracted]:
+    def extract(self, records: Sequence[MediaRecord]) -> list[Extracted]:
         """Every configured modality of every record; a record's failure does not stop the others.
 
-        A record without the media of a configured modality fails, unless `absent_is_missing`
-        (a served request: what the caller lacks is a missing modality): then that modality is
-        left out of its features, and so is the visual one when no face is found (instead of
-        `settings.no_face`).
+        A modality whose media the record lacks is left out of its features (absent), and so is
+        the visual one when no face is found with `NoFace.ABSENT` (`ZEROS`: one zero frame;
+        `ERROR`: the record fails). A record that ends up with no modality at all fails.
         """
         features = [{} for _ in records]
         errors: list[Optional[str]] = [None] * len(records)
@@ -112,16 +111,20 @@ class MediaExtractor:
             errors[index] = errors[index] or f"{records[index].where}: {error}"
 
         for index, record in enumerate(records):
-            if self.acoustic is None or (absent_is_missing and record.audio is None):
+            if self.acoustic is None or record.audio is None:
                 continue
             try:
                 features[index][AUDIO_MODALITY] = self._acoustic(record)
             except MediaError as error:
                 fail(index, error)
         if self.text is not None:
-            self._texts(records, features, fail, absent_is_missing)
+            self._texts(records, features, fail)
         if self.visual is not None:
-            self._faces(records, features, no_face, fail, absent_is_missing)
+            self._faces(records, features, no_face, fail)
+        for index in range(len(records)):
+            if not features[index]:
+                fail(index, f"no modality: none of {list(self.modalities)} could be extracted "
+                            f"(no face found: {no_face[index]})")
         return [
             Extracted(record, None if error else features[index], error, no_face[index])
             for index, (record, error) in enumerate(zip(records, errors))
@@ -133,14 +136,8 @@ class MediaExtractor:
         samples = media.read_audio(record.audio, self.settings.acoustic.sample_rate, record.start, record.end)
         return self.acoustic.extract(samples, f"audio {record.audio}")
 
-    def _texts(self, records, features, fail, absent_is_missing) -> None:
-        wanted = []
-        for index, record in enumerate(records):
-            if record.transcript is None:
-                if not absent_is_missing:
-                    fail(index, "no transcript for the text modality")
-            else:
-                wanted.append(index)
+    def _texts(self, records, features, fail) -> None:
+        wanted = [index for index, record in enumerate(records) if record.transcript is not None]
         try:
             encoded = self.text.extract_batch([records[i].transcript for i in wanted], ["transcript"] * len(wanted))
         except MediaError:  # one bad text: encode them one by one to tell which
@@ -155,12 +152,10 @@ class MediaExtractor:
             if vectors is not None:
                 features[index][TEXT_MODALITY] = vectors
 
-    def _faces(self, records, features, no_face, fail, absent_is_missing) -> None:
+    def _faces(self, records, features, no_face, fail) -> None:
         crops = {}
         for index, record in enumerate(records):
             if record.video is None:
-                if not absent_is_missing:
-                    fail(index, "no video for the visual modality")
                 continue
             try:
                 crops[index], _ = self.visual.faces(record.video, *record.video_span, record.face_region)
@@ -185,9 +180,7 @@ class MediaExtractor:
                 features[index][VIDEO_MODALITY] = vectors
                 continue
             no_face[index] = True
-            if absent_is_missing:
-                continue
             if self.settings.no_face is NoFace.ERROR:
                 fail(index, f"no face found in video {records[index].video}")
-            else:
+            elif self.settings.no_face is NoFace.ZEROS:
                 features[index][VIDEO_MODALITY] = np.zeros((1, self.visual.feature_dim), np.float32)

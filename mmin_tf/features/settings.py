@@ -26,6 +26,7 @@ VIDEO_MODALITY = "visual"
 class NoFace(enum.Enum):
     """What an utterance whose video has no face in any sampled frame gets."""
 
+    ABSENT = "absent"  # no visual modality: the dataset records it as absent for the utterance
     ZEROS = "zeros"  # one all-zero frame, as the original
     ERROR = "error"  # a bad-media error (the utterance fails, or is skipped with --skip_bad_media)
 
@@ -67,7 +68,7 @@ class ExtractionSettings:
     acoustic: AcousticSettings = AcousticSettings()
     text: TextSettings = TextSettings()
     visual: VisualSettings = VisualSettings()
-    no_face: NoFace = NoFace.ZEROS
+    no_face: NoFace = NoFace.ABSENT
     models: Mapping[str, ModelFile] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):

@@ -103,6 +103,7 @@ def build_mmin_trainer(
     loss_config: LossConfig,
     clip_norm: float,
     finetune_encoders: bool,
+    absent_modalities: bool = False,
 ) -> MMINTrainer:
     """MMIN with its encoders copied from `teacher`, the rest initialised by `config.initialization`,
     with its backward network (unless NoCycle)."""
@@ -124,5 +125,6 @@ def build_mmin_trainer(
         backward.build()
         _initialize(backward, config)
     return MMINTrainer(
-        model, teacher.embedder, backward, loss_config, clip_norm=clip_norm, finetune_encoders=finetune_encoders
+        model, teacher.embedder, backward, loss_config, clip_norm=clip_norm, finetune_encoders=finetune_encoders,
+        absent_modalities=absent_modalities,
     )

@@ -41,6 +41,7 @@ class ReferenceMMINTrainer(MMINTrainer):
         return cls(
             trainer.model, trainer.teacher, trainer.backward, trainer.loss_config,
             clip_norm=trainer.clip_norm, finetune_encoders=trainer.finetune_encoders,
+            absent_modalities=trainer.absent_modalities,
         )
 
     def compute_losses(self, inputs, visible, availability, labels, training):
@@ -54,5 +55,6 @@ class ReferenceMMINTrainer(MMINTrainer):
         terms = losses.mmin_losses(
             labels=labels, logits=logits, teacher_target=target, imagined=imagination["reconstruction"],
             embeddings=student, cycle_reconstruction=cycle, config=self.loss_config,
+            target_mask=self.target_mask(inputs),
         )
         return terms, {"logits": logits}

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from mmin_tf import losses
 from mmin_tf.configs import LossConfig
-from mmin_tf.data.pipeline import AVAILABILITY, TEACHER_EMBEDDING, apply_availability
+from mmin_tf.data.pipeline import AVAILABILITY, TEACHER_EMBEDDING, apply_availability, presence
 
 _RANDOM_STATE = "random_state_"  # key prefix of the random generator states in saved weights
 
@@ -142,12 +142,17 @@ class MMINTrainer(_Trainer):
         loss_config: loss weights and reduction.
         clip_norm: per-network gradient clipping norm.
         finetune_encoders: train the student encoders (the original code) or keep them fixed.
+        absent_modalities: the training data may lack modalities (absent in the dataset, or
+            dropped by `--train_missing_rate`): the forward imagination loss then covers only the
+            slots of the modalities each utterance has (`losses.imagination_loss`'s mask).
 
     Metrics: `loss`, `ce_loss`, `forward_loss`, `backward_loss` (weighted), `accuracy`.
     """
 
-    def __init__(self, model, teacher, backward, loss_config: LossConfig, clip_norm=1.0, finetune_encoders=True, **kwargs):
+    def __init__(self, model, teacher, backward, loss_config: LossConfig, clip_norm=1.0, finetune_encoders=True,
+                 absent_modalities=False, **kwargs):
         super().__init__(model, clip_norm, **kwargs)
+        self.absent_modalities = absent_modalities
         self.teacher = teacher
         self.teacher.trainable = False
         self.backward = backward
@@ -190,6 +195,12 @@ class MMINTrainer(_Trainer):
         )
         return self.teacher(complement, training=False)
 
+    def target_mask(self, inputs):
+        """`(batch, dim)` bool: the slots of the modalities each row has; None when the data are complete."""
+        if not self.absent_modalities:
+            return None
+        return tf.repeat(presence(inputs, self.model.modalities), self.slot_sizes, axis=1)
+
     def compute_losses(self, inputs, visible, availability, labels, training):
         """Forward pass and Eq. 7 terms; also used by tests to compare with a reference step."""
         target = self.teacher_targets(inputs, availability)
@@ -205,6 +216,7 @@ class MMINTrainer(_Trainer):
             embeddings=outputs["embeddings"],
             cycle_reconstruction=cycle,
             config=self.loss_config,
+            target_mask=self.target_mask(inputs),
         )
         return terms, outputs
 

@@ -120,7 +120,9 @@ class MediaFrontEnd:
             settings_lib.check_model_file(settings, "text", preset_weights_file(bert_preset))
         if "visual" in extracted:
             settings_lib.check_model_file(settings, "visual", face_model)
-        self.extractor = MediaExtractor(settings, extracted, bert_preset, face_model)
+        # A served video without a face is a missing modality, whatever the training data did.
+        self.extractor = MediaExtractor(
+            dataclasses.replace(settings, no_face=settings_lib.NoFace.ABSENT), extracted, bert_preset, face_model)
         dims = self.extractor.feature_dims
         for spec in self.modalities:
             if spec.name in dims and dims[spec.name] != spec.feature_dim:
@@ -145,17 +147,16 @@ class MediaFrontEnd:
                 missing.append({_MODALITY_OF[field]: "absent from the request" for field in MEDIA_FIELDS
                                 if _MODALITY_OF[field] in {s.name for s in self.modalities}
                                 and getattr(request, field) is None})
-            results = self.extractor.extract(records, absent_is_missing=True)
+            results = self.extractor.extract(records)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
         for index, result in enumerate(results):
-            if result.error is not None:
-                raise MediaInputError(result.error.replace(directory + os.sep, "").replace(
-                    f"utterance 'instances[{index}]' (request): ", ""))
             if result.no_face:
                 missing[index]["visual"] = "no face found in the video"
-            if not result.features:
-                raise MediaInputError(f"instances[{index}]: no modality remains ({missing[index]})")
+            if result.error is not None:
+                raise MediaInputError(result.error.replace(directory + os.sep, "").replace(
+                    f"utterance 'instances[{index}]' (request): ", f"instances[{index}]: " if "no modality" in
+                    result.error else ""))
         return self._batch([result.features for result in results]), missing
 
     def _record(self, index, request, directory) -> MediaRecord:

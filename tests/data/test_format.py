@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from mmin_tf.data import format as format_lib
-from mmin_tf.data.format import DataError, Utterance
+from mmin_tf.data.format import DataError, Utterance, serialize_utterance, validate_utterance
 from mmin_tf.data.writer import DatasetWriter
 from mmin_tf.modalities import EncoderKind, ModalitySpec
 
@@ -152,14 +152,13 @@ def _with_feature(name, value):
 BAD_UTTERANCES = {
     "label_negative": (lambda u: _replace(u, label=-1), "label -1 is outside [0, 4)"),
     "label_too_large": (lambda u: _replace(u, label=4), "label 4 is outside [0, 4)"),
-    "missing_modality": (
-        lambda u: _replace(u, features={k: v for k, v in u.features.items() if k != "text"}),
-        "expected features for modalities ['acoustic', 'text', 'visual'], "
-        "received ['acoustic', 'visual']",
+    "no_modality": (
+        lambda u: _replace(u, features={}),
+        "no modality at all; an utterance needs at least one of ['acoustic', 'text', 'visual']",
     ),
     "extra_modality": (
         _with_feature("depth", np.zeros((1, 2), np.float32)),
-        "received ['acoustic', 'depth', 'text', 'visual']",
+        "features for unknown modalities ['depth']; the dataset's modalities are ['acoustic', 'text', 'visual']",
     ),
     "wrong_dim": (
         _with_feature("visual", np.zeros((2, 3), np.float32)),
@@ -386,3 +385,31 @@ def test_load_info_errors(tmp_path):
     (tmp_path / "dataset.json").write_text(json.dumps({"format_version": 99}))
     with pytest.raises(DataError, match="Unsupported dataset format_version 99"):
         format_lib.load_info(str(tmp_path))
+
+
+def test_an_absent_modality_round_trips_as_zero_frames(tmp_path):
+    absent = _replace(_utterance(1), features={k: v for k, v in _utterance(1).features.items() if k != "text"})
+    validate_utterance(absent, MODALITIES, 4)
+    parsed = format_lib.parse_sequence_example(tf.constant(serialize_utterance(absent, MODALITIES)), MODALITIES)
+    assert int(parsed["text_length"]) == 0 and parsed["text"].shape == (0, 5)
+    np.testing.assert_array_equal(parsed["visual"].numpy(), absent.features["visual"])
+
+
+def test_a_modality_absent_everywhere_is_refused(tmp_path):
+    with pytest.raises(DataError, match=r"Modalities \['text'\] are absent from every utterance"):
+        with _writer(tmp_path / "out") as writer:
+            for index in range(8):
+                utterance = _utterance(index)
+                writer.write(_replace(utterance, features={k: v for k, v in utterance.features.items() if k != "text"}))
+            writer.finish()
+    assert os.listdir(tmp_path) == []
+
+
+def test_datasets_without_presence_counts_read_as_complete():
+    info = format_lib.DatasetInfo(
+        name="x", modalities=MODALITIES, label_names=("a", "b"), num_utterances=5, shards=(),
+        length_statistics={}, fold_counts={"1": {"train": {"a": 2, "b": 1}, "validation": {"a": 1, "b": 0},
+                                                 "test": {"a": 0, "b": 1}}}, source={})
+    assert info.presence == {"acoustic": 5, "visual": 5, "text": 5} and info.is_complete
+    assert info.fold_presence["1"]["train"] == {"acoustic": 3, "visual": 3, "text": 3}
+    assert format_lib.DatasetInfo.from_json(info.to_json()) == info

@@ -165,7 +165,8 @@ BAD_ROWS = {
     "string_array": (_set(0, "text", np.array([["a"] * 5])), "Ses01F_000", "Ses01F_000_text.npy"),
     "unknown_label": (_set(4, "label", "angry"), "Ses01F_004", "corpus.csv"),
     "empty_speaker": (_set(4, "speaker", ""), "Ses01F_004", "corpus.csv"),
-    "empty_path": (_set(4, "visual", ""), "Ses01F_004", "corpus.csv"),
+    "no_modality": (lambda rows: [rows[4].__setitem__(spec.name, "") for spec in MODALITIES],
+                    "Ses01F_004", "corpus.csv line 6"),
     "duplicate_id": (_set(5, "utterance_id", "Ses01F_000"), "Ses01F_000", "corpus.csv"),
 }
 
@@ -181,6 +182,24 @@ def test_bad_row_raises_naming_utterance_and_file_and_leaves_nothing(tmp_path, c
         _import(manifest, str(tmp_path / "out"))
 
     assert os.listdir(tmp_path) == ["corpus"]
+
+
+def test_an_empty_cell_is_an_absent_modality(tmp_path):
+    rows = _rows()
+    rows[4]["visual"] = ""
+    rows[5]["visual"] = rows[5]["text"] = ""
+    manifest = _write_corpus(tmp_path / "corpus", rows)
+    [fourth] = [u for u in read_manifest(manifest, MODALITIES, LABEL_NAMES) if u.utterance_id == "Ses01F_004"]
+    assert set(fourth.features) == {"acoustic", "text"}
+    out_dir = str(tmp_path / "out")
+    info = _import(manifest, out_dir)
+    assert info.presence == {"acoustic": 8, "visual": 6, "text": 7} and not info.is_complete
+    assert info.fold_presence["1"]["test"] == {"acoustic": 2, "visual": 1, "text": 2}  # Ses01F_000, Ses01F_004
+    assert info.length_statistics["visual"].minimum >= 1  # absent ones are not 0-frame lengths
+    parsed = {p["utterance_id"].numpy().decode(): p for p in _read_records(out_dir)}
+    assert int(parsed["Ses01F_004"]["visual_length"]) == 0 and parsed["Ses01F_004"]["visual"].shape == (0, 4)
+    assert int(parsed["Ses01M_005"]["text_length"]) == 0
+    assert format_lib.load_info(out_dir).presence == info.presence
 
 
 def test_unknown_label_lists_known_labels(tmp_path):

@@ -88,7 +88,7 @@ def test_the_extraction_settings_and_models_are_recorded(two_workers, bert_prese
     recorded = ExtractionSettings.from_json(info.extraction)
     assert recorded.models == {"text": ModelFile.of(os.path.join(bert_preset, "model.weights.h5")),
                                "visual": ModelFile.of(face_model)}
-    assert recorded.acoustic.downsample == 10 and recorded.no_face is NoFace.ZEROS
+    assert recorded.acoustic.downsample == 10 and recorded.no_face is NoFace.ABSENT
     assert (info.extraction["no_face_count"], info.extraction["skipped_count"]) == (0, 0)
 
 
@@ -173,18 +173,31 @@ def test_skip_bad_media_lists_every_skipped_utterance(corpus, bert_preset, face_
     assert [e["utterance_id"].decode() for e in examples] == [r.utterance_id for r in corpus[1::2]]
 
 
-def test_missing_media_fail_before_extraction(corpus, bert_preset, face_model, tmp_path):
+def test_missing_media_files_fail_before_extraction(corpus, bert_preset, face_model, tmp_path):
     records = [MediaRecord(**{**corpus[0].__dict__, "video": str(tmp_path / "gone.avi")}),
-               MediaRecord(**{**corpus[1].__dict__, "transcript": None}), *corpus[2:]]
-    with pytest.raises(DataError, match=r"2 of 12 utterances lack media \(nothing was written.*\n.*gone.avi not found\n.*no transcript for the text"):
-        _extract(records, tmp_path / "data", bert_preset, face_model)
+               MediaRecord(**{**corpus[1].__dict__, "audio": None, "video": None}), *corpus[2:]]
+    with pytest.raises(DataError, match=r"2 of 12 utterances lack media \(nothing was written.*\n.*gone.avi not found"
+                                        r"\n.*'Ses01F_01'.*no audio / video: no modality to extract"):
+        _extract(records, tmp_path / "data", bert_preset, face_model, modalities=("acoustic", "visual"))
     assert os.listdir(tmp_path) == []
+
+
+def test_what_the_media_lack_is_absent_in_the_dataset(corpus, bert_preset, face_model, tmp_path):
+    records = [MediaRecord(**{**corpus[0].__dict__, "transcript": None}),
+               MediaRecord(**{**corpus[1].__dict__, "face_region": FaceRegion(0, 0, 0.5, 1)}), *corpus[2:]]
+    summary = _extract(records, tmp_path / "data", bert_preset, face_model)
+    assert summary["no_face"] == 1 and summary["utterances"] == 12
+    info, examples = _examples(tmp_path / "data")
+    assert info.presence == {"acoustic": 12, "visual": 11, "text": 11}
+    assert examples[0]["text_length"] == 0 and examples[1]["visual_length"] == 0
+    assert info.extraction["no_face"] == "absent" and info.extraction["no_face_utterances"] == [corpus[1].utterance_id]
 
 
 def test_no_face_is_counted_and_follows_the_policy(corpus, bert_preset, face_model, tmp_path):
     faceless = [MediaRecord(**{**record.__dict__, "face_region": FaceRegion(0, 0, 0.5, 1)}) if index < 2 else record
                 for index, record in enumerate(corpus)]
-    summary = _extract(faceless, tmp_path / "zeros", bert_preset, face_model, modalities=("visual",))
+    summary = _extract(faceless, tmp_path / "zeros", bert_preset, face_model, modalities=("visual",),
+                       settings=ExtractionSettings(no_face=NoFace.ZEROS))
     assert summary["no_face"] == 2
     info, examples = _examples(tmp_path / "zeros")
     assert info.extraction["no_face_count"] == 2

@@ -62,13 +62,12 @@ def test_a_transcript_without_pieces_fails_only_its_record(extractor, wav, face_
     assert "utterance 'empty' (test): transcript: the transcript" in results[1].error
 
 
-@pytest.mark.parametrize("no_face, absent_is_missing, expected", [
-    (NoFace.ZEROS, False, "zeros"), (NoFace.ERROR, False, "error"), (NoFace.ZEROS, True, "absent")])
-def test_no_face_policies(bert_preset, face_model, wav, face_video, no_face, absent_is_missing, expected):
+@pytest.mark.parametrize("no_face, expected", [
+    (NoFace.ZEROS, "zeros"), (NoFace.ERROR, "error"), (NoFace.ABSENT, "absent")])
+def test_no_face_policies(bert_preset, face_model, wav, face_video, no_face, expected):
     extractor = MediaExtractor(dataclasses.replace(ExtractionSettings(), no_face=no_face), ALL, bert_preset, face_model)
     [result] = extractor.extract(
-        [_record(audio=wav, transcript="yes", video=face_video, face_region=FaceRegion(0, 0, 0.5, 1))],
-        absent_is_missing=absent_is_missing)
+        [_record(audio=wav, transcript="yes", video=face_video, face_region=FaceRegion(0, 0, 0.5, 1))])
     assert result.no_face
     if expected == "zeros":
         np.testing.assert_array_equal(result.features["visual"], np.zeros((1, 48), np.float32))
@@ -78,15 +77,16 @@ def test_no_face_policies(bert_preset, face_model, wav, face_video, no_face, abs
         assert "visual" not in result.features and "acoustic" in result.features
 
 
-def test_a_record_without_a_configured_modality_fails(bert_preset, wav):
+def test_what_a_record_lacks_is_absent_and_a_record_with_nothing_fails(bert_preset, face_model, wav, face_video):
     extractor = MediaExtractor(ExtractionSettings(), ("acoustic", "text"), bert_preset)
     [result] = extractor.extract([_record(transcript="yes")])
-    assert "no audio for the acoustic modality" in result.error
+    assert result.error is None and list(result.features) == ["text"]
     [only_audio] = MediaExtractor(ExtractionSettings(), ("acoustic",)).extract([_record(audio=wav)])
     assert list(only_audio.features) == ["acoustic"]
-    # A served request: what it lacks is a missing modality.
-    [served] = extractor.extract([_record(transcript="yes")], absent_is_missing=True)
-    assert served.error is None and list(served.features) == ["text"]
+    faces = MediaExtractor(ExtractionSettings(), ("visual",), face_model=face_model)
+    [nothing] = faces.extract([_record(video=face_video, face_region=FaceRegion(0, 0, 0.5, 1))])
+    assert nothing.no_face and nothing.features is None
+    assert "no modality: none of ['visual'] could be extracted (no face found: True)" in nothing.error
 
 
 def test_construction_errors(bert_preset):
@@ -100,6 +100,7 @@ def test_construction_errors(bert_preset):
 
 def test_settings_record_everything_and_check_models(tmp_path, face_model):
     model = ModelFile.of(face_model)
+    assert ExtractionSettings().no_face is NoFace.ABSENT
     settings = dataclasses.replace(ExtractionSettings(no_face=NoFace.ERROR), models={"visual": model})
     assert ExtractionSettings.from_json(settings.to_json()) == settings
     assert settings.to_json()["models"]["visual"]["name"] == "face.keras"

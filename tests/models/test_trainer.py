@@ -238,3 +238,38 @@ def test_random_states_of_another_model_are_refused(tmp_path):
     assert len(more.random_states()) == len(trainer.random_states()) + 1
     with pytest.raises(ValueError, match="random generator states"):
         more.load_weights(path)
+
+
+def test_the_masked_imagination_loss_covers_only_the_slots_an_utterance_has():
+    rng = np.random.default_rng(0)
+    target, prediction = (tf.constant(rng.normal(size=(4, 6)), tf.float32) for _ in range(2))
+    mask = np.ones((4, 6), bool)
+    mask[1, 2:4] = mask[3, :2] = False
+    squared = (target.numpy() - prediction.numpy()) ** 2
+    mean = losses.imagination_loss(target, prediction, configs.ImaginationReduction.MEAN, mask)
+    np.testing.assert_allclose(mean, squared[mask].mean(), rtol=1e-6)
+    total = losses.imagination_loss(target, prediction, configs.ImaginationReduction.SUM, mask)
+    np.testing.assert_allclose(total, (squared * mask).sum(axis=1).mean(), rtol=1e-6)
+    # All ones: the unmasked loss.
+    for reduction in configs.ImaginationReduction:
+        np.testing.assert_allclose(losses.imagination_loss(target, prediction, reduction, np.ones((4, 6), bool)),
+                                   losses.imagination_loss(target, prediction, reduction), rtol=1e-6)
+
+
+def test_no_forward_gradient_reaches_the_imagined_slots_of_an_absent_modality():
+    trainer = construction.build_mmin_trainer(
+        _teacher(), 4, dataclasses.replace(MODEL_CONFIG, kind=configs.ModelKind.MMIN), configs.LossConfig(),
+        clip_norm=1.0, finetune_encoders=True, absent_modalities=True)
+    inputs, _ = _batch(batch=2, availability=[[1, 0, 0], [1, 0, 0]])
+    inputs["visual_length"] = tf.constant([0, 3])  # row 0 has no visual modality in the data
+    mask = trainer.target_mask(inputs).numpy()
+    width = MODEL_CONFIG.embedding_size
+    assert not mask[0, width:2 * width].any() and mask[0, :width].all() and mask[1].all()
+    target = trainer.teacher_targets(inputs, inputs[AVAILABILITY])
+    imagined = tf.Variable(tf.random.normal(target.shape))
+    with tf.GradientTape() as tape:
+        forward = losses.imagination_loss(target, imagined, configs.ImaginationReduction.MEAN, mask)
+    gradient = tape.gradient(forward, imagined).numpy()
+    assert not gradient[0, width:2 * width].any() and gradient[0, :width].any() and gradient[1].any()
+    # Without absent modalities the trainer masks nothing.
+    assert _mmin_trainer().target_mask(inputs) is None
