@@ -26,10 +26,16 @@ class ModelKind(enum.Enum):
     MMIN = "mmin"
     MMIN_AE = "mmin_ae"  # plain autoencoder instead of the CRA (Table 6)
     MMIN_NOCYCLE = "mmin_nocycle"  # no backward imagination / cycle loss (Table 6)
+    MCTN = "mctn"  # Pham et al. 2019, one model per missing condition (Table 5's MCTN row)
 
     @property
     def is_mmin(self) -> bool:
         return self in (ModelKind.MMIN, ModelKind.MMIN_AE, ModelKind.MMIN_NOCYCLE)
+
+    @property
+    def has_condition(self) -> bool:
+        """Trained for one condition (`--condition`): the matched baselines and MCTN."""
+        return self in (ModelKind.MATCHED, ModelKind.MCTN)
 
 
 class SelectionMetric(enum.Enum):
@@ -192,6 +198,11 @@ CLASSIFIER_OPTIMIZATION = OptimizationConfig(
 MMIN_OPTIMIZATION = OptimizationConfig(
     epochs=30, decay_epochs=30, learning_rate=2e-4, beta_1=0.5, clip_norm=1.0
 )
+# MCTN: the public code's Adam (lr 1e-4, Keras's beta_1 0.9; configs/mctn.yaml); it trains up to 200
+# epochs with early stopping and clips nothing. Here 30 + 30 epochs as MMIN, clipping 1.0.
+MCTN_OPTIMIZATION = OptimizationConfig(
+    epochs=30, decay_epochs=30, learning_rate=1e-4, beta_1=0.9, clip_norm=1.0
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +216,38 @@ class LossConfig:
 
     def __post_init__(self):
         for name in ("classification_weight", "forward_weight", "backward_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"`{name}` must be >= 0. Received: {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MCTNConfig:
+    """MCTN's sizes and loss weights (Pham et al., AAAI 2019; `mmin_tf.models.mctn`).
+
+    Defaults are the public code's `configs/mctn.yaml` and `configs/hierarchical_mctn.yaml`
+    (github.com/hainow/MCTN): sequences of 20 steps (its `max_seq_len`), 32 units, every
+    translation and cycle loss weighted 0.1 (the prediction loss: `LossConfig.classification_weight`).
+
+    Attributes:
+        steps: every modality's sequence is resampled to this many steps (`SequenceResampler`).
+        hidden_size: units of the encoders and decoders of every translation level and of the
+            prediction network's LSTM.
+        translation_weight: lambda_t, the source -> first missing modality translation loss.
+        cycle_weight: lambda_c, the cycle (back translation) loss.
+        second_translation_weight: the hierarchical levels' translation losses (two or more
+            missing modalities).
+    """
+
+    steps: int = 20
+    hidden_size: int = 32
+    translation_weight: float = 0.1
+    cycle_weight: float = 0.1
+    second_translation_weight: float = 0.1
+
+    def __post_init__(self):
+        _positive("steps", self.steps)
+        _positive("hidden_size", self.hidden_size)
+        for name in ("translation_weight", "cycle_weight", "second_translation_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be >= 0. Received: {getattr(self, name)}")
 
@@ -224,7 +267,9 @@ class TrainConfig:
         losses: MMIN loss weights.
         condition_mode: MMIN's training conditions, random (default) or all; the utterance-fusion
             models' are fixed (baseline full, augmented augmented, matched matched).
-        matched_condition: the condition of `--model=matched` (e.g. "at").
+        matched_condition: the condition of `--model=matched` and `--model=mctn` (e.g. "at"):
+            the one the model trains and, for MCTN, tests on.
+        mctn: MCTN's sizes and loss weights.
         finetune_encoders: MMIN trains its encoders (the original code) instead of keeping the
             pretrained ones fixed (a reading of the paper).
         pretrained_dir: a baseline run of the same fold and modalities (MMIN's teacher).
@@ -266,14 +311,23 @@ class TrainConfig:
     train_missing_rates: tuple[tuple[str, float], ...] = ()
     evaluation_missing_rates: tuple[float, ...] = ()
     missing_rate_seed: int = 0
+    mctn: MCTNConfig = MCTNConfig()
 
     def __post_init__(self):
         if not self.output_dir:
             raise ValueError("`output_dir` is required")
         kind = self.model.kind
-        if (kind is ModelKind.MATCHED) != (self.matched_condition is not None):
+        if kind is ModelKind.MCTN and self.matched_condition is None:
             raise ValueError(
-                "`matched_condition` (e.g. 'at') is required by --model=matched and only by it. "
+                "--model=mctn trains one model per missing-modality condition: name it with --condition "
+                "(e.g. --condition=at, acoustic and text available, visual missing)")
+        if kind is ModelKind.MCTN and self.evaluation_missing_rates:
+            raise ValueError(
+                "--model=mctn is tested under its own condition only; the missing-rate protocol "
+                f"(--missing_rates) mixes conditions. Received: missing_rates={self.evaluation_missing_rates}")
+        if kind.has_condition != (self.matched_condition is not None):
+            raise ValueError(
+                "`matched_condition` (e.g. 'at') is required by --model=matched and --model=mctn and only by them. "
                 f"Received: model={kind.value}, matched_condition={self.matched_condition!r}"
             )
         if self.pretrained_dir is not None and not kind.is_mmin:
@@ -340,6 +394,7 @@ class TrainConfig:
             "profile_batch": None if config["profile_batch"] is None else tuple(config["profile_batch"]),
             "train_missing_rates": tuple((name, float(rate)) for name, rate in config.get("train_missing_rates", ())),
             "evaluation_missing_rates": tuple(float(rate) for rate in config.get("evaluation_missing_rates", ())),
+            "mctn": MCTNConfig(**config.get("mctn", {})),
         })
 
 
@@ -347,6 +402,7 @@ _CLASSIFIER_CONDITIONS = {
     ModelKind.BASELINE: ConditionMode.FULL,
     ModelKind.AUGMENTED: ConditionMode.AUGMENTED,
     ModelKind.MATCHED: ConditionMode.MATCHED,
+    ModelKind.MCTN: ConditionMode.MATCHED,
 }
 
 

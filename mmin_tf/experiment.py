@@ -10,9 +10,9 @@ OUTPUT_DIR/runs/<model>/fold<f>/seed<s> (log beside it, `.log`); MMIN models use
 of the same fold and seed as teacher. Complete runs are skipped, so re-running an interrupted
 experiment resumes it. Then results.md, results.csv, results.json and figures/ are written.
 
-Several machines share one experiment directory with `--num_shards=N --shard_index=i` (i = 0..N-1);
-shards do not aggregate: run the same command with `--aggregate_only` when all have finished.
-See docs/experiments.md.
+Several machines share one experiment directory with `--num_shards=N --shard_index=i` (i = 0..N-1;
+by default from a SLURM job array or a Kubernetes Indexed Job); shards do not aggregate: run the
+same command with `--aggregate_only` when all have finished. See docs/experiments.md.
 """
 
 import os
@@ -32,11 +32,14 @@ PER_RUN_FLAGS = ("model", "fold", "seed", "output_dir", "pretrained_dir", "condi
 _MODELS = flags.DEFINE_list(
     "models", ["baseline", "augmented", "mmin"],
     "Models: baseline, augmented, mmin, mmin_ae, mmin_nocycle, matched (one per test condition) "
-    "or matched_<condition>.")
+    "or matched_<condition>, mctn (one MCTN per missing condition: Table 5's MCTN row) or mctn_<condition>.")
 _FOLDS = flags.DEFINE_list("folds", ["all"], "'all' (the dataset's folds) or fold names, e.g. 1,2.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Runs per model and fold, with seeds 0..N-1.", lower_bound=1)
-_NUM_SHARDS = flags.DEFINE_integer("num_shards", 1, "Machines sharing the experiment.", lower_bound=1)
-_SHARD_INDEX = flags.DEFINE_integer("shard_index", 0, "This machine's shard, 0..num_shards-1.", lower_bound=0)
+_NUM_SHARDS = flags.DEFINE_integer(
+    "num_shards", None, "Machines sharing the experiment (default: SLURM_ARRAY_TASK_COUNT, else 1).", lower_bound=1)
+_SHARD_INDEX = flags.DEFINE_integer(
+    "shard_index", None, "This machine's shard, 0..num_shards-1 (default: the SLURM array task, or a Kubernetes "
+    "Indexed Job's JOB_COMPLETION_INDEX, else 0).", lower_bound=0)
 _AGGREGATE_ONLY = flags.DEFINE_bool("aggregate_only", False, "Train nothing; aggregate the complete runs.")
 _METRICS = flags.DEFINE_list(
     "metrics", None, "Metrics of the tables (default by --selection_metric: ua -> wa,ua; f1 -> f1).")
@@ -74,8 +77,7 @@ def main(argv):
         raise app.UsageError("--data_dir and --output_dir are required")
     if FLAGS.pretrained_dir or FLAGS.condition:
         raise app.UsageError("--pretrained_dir and --condition are set per run by the experiment")
-    if _SHARD_INDEX.value >= _NUM_SHARDS.value:
-        raise app.UsageError(f"--shard_index must be < --num_shards ({_NUM_SHARDS.value})")
+    num_shards, shard_index = experiment_plan.resolve_shard(_NUM_SHARDS.value, _SHARD_INDEX.value, os.environ)
     output_dir = FLAGS.output_dir
     info = format_lib.load_info(FLAGS.data_dir)
     runs = experiment_plan.plan_runs(
@@ -89,11 +91,12 @@ def main(argv):
         flagfile = write_experiment_flags(output_dir)
         mmin_arguments = [f"--condition_mode={FLAGS.condition_mode.value}"] if FLAGS.condition_mode else []
         experiment_plan.execute(
-            experiment_plan.shard(runs, _NUM_SHARDS.value, _SHARD_INDEX.value),
+            experiment_plan.shard(runs, num_shards, shard_index),
             flagfile, [f"--data_dir={FLAGS.data_dir}"], mmin_arguments,
         )
-        if _NUM_SHARDS.value > 1:
-            logging.info("Shard %d done; aggregate with --aggregate_only when every shard is.", _SHARD_INDEX.value)
+        if num_shards > 1:
+            logging.info("Shard %d of %d done; aggregate with --aggregate_only when every shard is.",
+                         shard_index, num_shards)
             return
     aggregated = results.aggregate(runs, output_dir, info.name, metrics)
     written = results.write_results(aggregated, output_dir)

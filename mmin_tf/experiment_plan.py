@@ -9,7 +9,8 @@ An experiment directory holds
 
 Model keys name a row of the result tables: `baseline`, `augmented`, `mmin`, `mmin_ae`,
 `mmin_nocycle`, and `matched_<condition>` (the baseline trained and tested on one condition,
-Table 7). MMIN and its ablations take the `baseline` run of the same fold and seed as their
+Table 7); `mctn_<condition>` is the MCTN of one missing condition, and the six of a fold and seed
+together make Table 5's MCTN row (results.py). MMIN and its ablations take the `baseline` run of the same fold and seed as their
 teacher, so the plan lists every baseline run first and adds the baseline when an MMIN model is
 asked for without it.
 """
@@ -21,7 +22,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 from absl import logging
 
@@ -31,6 +32,7 @@ from mmin_tf.training import METRICS, RunError
 
 RUNS_DIR = "runs"
 MATCHED_PREFIX = f"{ModelKind.MATCHED.value}_"
+MCTN_PREFIX = f"{ModelKind.MCTN.value}_"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +44,7 @@ class Run:
         fold: fold name in the dataset's folds.json.
         seed: the run's `--seed`.
         output_dir: its run directory.
-        condition: training condition of a matched baseline (`--condition`); None otherwise.
+        condition: training condition of a matched baseline or an MCTN (`--condition`); None otherwise.
         pretrained_dir: MMIN's teacher, the baseline run of the same fold and seed; None otherwise.
     """
 
@@ -55,7 +57,7 @@ class Run:
 
     @property
     def key(self) -> str:
-        """The model key: `mmin`, `matched_at`, ..."""
+        """The model key: `mmin`, `matched_at`, `mctn_at`, ..."""
         return model_key(self.model, self.condition)
 
     @property
@@ -83,19 +85,22 @@ class Run:
 
 
 def model_key(model: ModelKind, condition: Optional[str] = None) -> str:
-    return f"{MATCHED_PREFIX}{condition}" if model is ModelKind.MATCHED else model.value
+    return f"{model.value}_{condition}" if model.has_condition else model.value
 
 
 def parse_model_key(key: str) -> tuple[ModelKind, Optional[str]]:
-    """`"mmin"` -> (MMIN, None); `"matched_at"` -> (MATCHED, "at")."""
+    """`"mmin"` -> (MMIN, None); `"matched_at"` -> (MATCHED, "at"); `"mctn_at"` -> (MCTN, "at");
+    `"mctn"` -> (MCTN, None)."""
     if key.startswith(MATCHED_PREFIX):
         return ModelKind.MATCHED, key[len(MATCHED_PREFIX):]
+    if key.startswith(MCTN_PREFIX):
+        return ModelKind.MCTN, key[len(MCTN_PREFIX):]
     try:
         kind = ModelKind(key)
     except ValueError:
         raise ValueError(
-            f"Unknown model {key!r}; expected one of {[kind.value for kind in ModelKind]} or "
-            "matched_<condition> (e.g. matched_at)"
+            f"Unknown model {key!r}; expected one of {[kind.value for kind in ModelKind]}, "
+            "matched_<condition> (e.g. matched_at) or mctn_<condition> (e.g. mctn_at)"
         ) from None
     return kind, None
 
@@ -104,7 +109,8 @@ def model_keys(entries: Sequence[str], modalities: Sequence[modalities_lib.Modal
     """Expands `--models` entries into model keys, checked against the dataset's modalities.
 
     `matched` stands for one matched baseline per test condition (`matched_a` ... `matched_avt`);
-    `matched_<condition>` asks for one of them.
+    `matched_<condition>` asks for one of them. `mctn` stands for one MCTN per missing condition
+    (`mctn_a` ... `mctn_vt`; MCTN has no full-condition model), `mctn_<condition>` for one.
     """
     if not entries:
         raise ValueError("`models` must name at least one model. Received: []")
@@ -113,8 +119,14 @@ def model_keys(entries: Sequence[str], modalities: Sequence[modalities_lib.Modal
         kind, condition = parse_model_key(entry.strip().lower())
         if kind is ModelKind.MATCHED and condition is None:
             keys += [model_key(kind, c.name) for c in modalities_lib.evaluation_conditions(modalities)]
-        elif kind is ModelKind.MATCHED:
+        elif kind is ModelKind.MCTN and condition is None:
+            keys += [model_key(kind, c.name) for c in modalities_lib.missing_conditions(modalities)]
+        elif kind.has_condition:
             parsed = modalities_lib.parse_condition(condition, modalities)
+            if kind is ModelKind.MCTN and parsed.is_full:
+                raise ValueError(
+                    f"MCTN translates available modalities into missing ones: there is no MCTN of the full "
+                    f"condition. Received: {entry!r}")
             keys.append(model_key(kind, parsed.name))
         else:
             keys.append(kind.value)
@@ -186,6 +198,45 @@ def shard(runs: Sequence[Run], num_shards: int, shard_index: int) -> tuple[Run, 
         run for run in runs
         if index[run.pretrained_dir or run.output_dir] % num_shards == shard_index
     )
+
+
+def scheduler_shard(environ: Mapping[str, str]) -> tuple[Optional[int], Optional[int]]:
+    """`(shard_index, num_shards)` from a cluster scheduler's environment, None where it says nothing.
+
+    SLURM job arrays (`sbatch --array=0-N`): `SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN` and
+    `SLURM_ARRAY_TASK_COUNT`. Kubernetes Indexed Jobs set `JOB_COMPLETION_INDEX` (not the
+    number of completions: give `--num_shards`).
+
+    Raises:
+        ValueError: a variable that is not an integer, naming it.
+    """
+    def integer(name):
+        value = environ.get(name)
+        if value is None or value == "":
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"Environment variable {name}={value!r} is not an integer") from None
+
+    if integer("SLURM_ARRAY_TASK_ID") is not None:
+        return integer("SLURM_ARRAY_TASK_ID") - (integer("SLURM_ARRAY_TASK_MIN") or 0), integer("SLURM_ARRAY_TASK_COUNT")
+    return integer("JOB_COMPLETION_INDEX"), None
+
+
+def resolve_shard(num_shards: Optional[int], shard_index: Optional[int], environ: Mapping[str, str]) -> tuple[int, int]:
+    """`(num_shards, shard_index)`: the flags where given, else the scheduler's, else one shard."""
+    index, count = scheduler_shard(environ)
+    num_shards = num_shards if num_shards is not None else (count if count is not None else 1)
+    shard_index = shard_index if shard_index is not None else (index if index is not None else 0)
+    if index is not None and count is None and num_shards == 1 and shard_index > 0:
+        raise ValueError(
+            f"JOB_COMPLETION_INDEX={shard_index} but one shard: give --num_shards, the Job's completions")
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ValueError(
+            f"Expected num_shards >= 1 and 0 <= shard_index < num_shards. Received: num_shards={num_shards}, "
+            f"shard_index={shard_index}")
+    return num_shards, shard_index
 
 
 def train_command(run: Run, flagfile: str, shared_arguments: Iterable[str] = ()) -> list[str]:

@@ -111,8 +111,8 @@ def condition_bar_chart(
     axes.set_xticks(positions, [condition_label(column) for column in columns])
     axes.set_xlabel("Testing condition")
     axes.set_ylabel(metric.upper())
-    top = float(np.max(means + stds))
-    bottom = float(np.min(means - stds))
+    top = float(np.nanmax(means + stds))  # NaN: a column a model is not tested under (no bar)
+    bottom = float(np.nanmin(means - stds))
     axes.set_ylim(min(0.0, bottom * 1.1), top * 1.08 if top > 0 else 1.0)
     axes.grid(axis="y", linewidth=0.4, alpha=0.6)
     axes.set_axisbelow(True)
@@ -246,6 +246,20 @@ def sum_confusion_matrices(run_dirs: Sequence[str]) -> tuple[list[str], dict[str
                     f"{totals[name].shape}"
                 )
             totals[name] = totals[name] + matrix
+    return label_names, totals
+
+
+def _sum_per_condition_runs(runs) -> tuple[list[str], dict[str, np.ndarray]]:
+    """`sum_confusion_matrices` for a model of one run per condition (MCTN): each condition's
+    matrix summed over its own runs, conditions in the first run's order."""
+    label_names, totals = None, {}
+    for condition in runs[0]["run_dirs"]:
+        names, matrices = sum_confusion_matrices([run["run_dirs"][condition] for run in runs])
+        if label_names is not None and names != label_names:
+            raise ValueError(f"The runs of condition {condition!r} have labels {names}, others {label_names}")
+        if condition not in matrices:
+            raise ValueError(f"The runs of condition {condition!r} hold no confusion matrix of it: {sorted(matrices)}")
+        label_names, totals[condition] = names, matrices[condition]
     return label_names, totals
 
 
@@ -544,6 +558,9 @@ def write_experiment_figures(results: Mapping, output_dir: str) -> list[str]:
         results: the experiment runner's aggregate: `dataset`, `metrics` (e.g. ["wa", "ua"]),
             `columns` (e.g. a v t av at vt average avt), and `models`: model key -> {"runs":
             [{"fold", "seed", "run_dir"}], "columns": {column: {metric: {"mean", "std", ...}}}}.
+            A model whose `columns` lack a column (MCTN's full condition) has no bar there; a model
+            of one run per condition (MCTN: runs `{"fold", "seed", "run_dirs": {condition: run_dir}}`)
+            sums each condition's matrices over that condition's runs.
         output_dir: the experiment's directory.
 
     Writes `bars_<metric>.png` per metric (every model), `confusion_<model>.png` per model
@@ -568,7 +585,10 @@ def write_experiment_figures(results: Mapping, output_dir: str) -> list[str]:
         for model, entry in models.items():
             columns_by_model[model] = {}
             for column in results["columns"]:
-                cell = entry.get("columns", {}).get(column, {}).get(metric)
+                if column not in entry.get("columns", {}):  # not tested under it (MCTN's full condition)
+                    columns_by_model[model][column] = {"mean": float("nan"), "std": None}
+                    continue
+                cell = entry["columns"][column].get(metric)
                 if cell is None:
                     raise ValueError(f"`results` has no {metric!r} for column {column!r} of model {model!r}")
                 columns_by_model[model][column] = cell
@@ -580,7 +600,10 @@ def write_experiment_figures(results: Mapping, output_dir: str) -> list[str]:
         runs = entry.get("runs") or []
         if not runs:
             raise ValueError(f"Model {model!r} has no runs in `results`; cannot sum its confusion matrices")
-        label_names, matrices = sum_confusion_matrices([run["run_dir"] for run in runs])
+        if all("run_dirs" in run for run in runs):
+            label_names, matrices = _sum_per_condition_runs(runs)
+        else:
+            label_names, matrices = sum_confusion_matrices([run["run_dir"] for run in runs])
         written.append(confusion_matrix_figure(
             matrices, label_names, os.path.join(figures_dir, f"confusion_{_file_name(model)}.png")
         ))

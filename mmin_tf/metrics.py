@@ -35,6 +35,28 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, num_clas
     }
 
 
+def metrics_from_confusion(matrix) -> dict:
+    """`{"wa", "ua", "f1"}` of the predictions a confusion matrix counts (rows true classes).
+
+    Exactly `classification_metrics` of those labels and predictions: the macro averages run over
+    the classes that occur (a non-zero row or column), with 0 for an undefined ratio. Summing the
+    matrices of several test sets and scoring the sum is scoring the sets pooled.
+    """
+    matrix = np.asarray(matrix, np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.sum() <= 0 or (matrix < 0).any():
+        raise ValueError(f"Expected a square, non-empty matrix of counts. Received shape {matrix.shape}")
+    hits = np.diag(matrix)
+    true, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
+    present = (true > 0) | (predicted > 0)
+    recall = np.divide(hits, true, out=np.zeros_like(hits), where=true > 0)
+    f1 = np.divide(2 * hits, true + predicted, out=np.zeros_like(hits), where=(true + predicted) > 0)
+    return {
+        "wa": float(hits.sum() / matrix.sum()),
+        "ua": float(recall[present].mean()),
+        "f1": float(f1[present].mean()),
+    }
+
+
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
     """`(num_classes, num_classes)` counts; rows are true classes."""
     return sk_metrics.confusion_matrix(labels, predictions, labels=np.arange(num_classes))

@@ -8,7 +8,9 @@
      "columns": ["a", "v", "t", "av", "at", "vt", "average", "avt"],
      "rate_columns": ["rate_0.1", ...] (runs tested with --missing_rates; else []),
      "models": {model_key: {"runs": [{"fold", "seed", "run_dir"}],
-                            "columns": {column: {metric: {"mean", "std", "values"}}}}},
+                            "columns": {column: {metric: {"mean", "std", "values"}}}},
+                "mctn": {"runs": [{"fold", "seed", "run_dirs": {condition: run_dir}}],
+                         "columns": {missing condition or "average": ...}}},
      "significance": {model_key: {"average" | "avt": {metric: {"vs_baseline": p | null,
                                                                   "vs_augmented": p | null}}}},
      "table6": {"models": [...]} | null,
@@ -16,7 +18,15 @@
      "missing_runs": [{"model", "fold", "seed", "run_dir"}]}
 
 `average` is each run's `missing_pooled` metric: the metric over the missing-condition test sets
-pooled, the original code's "total" and the paper's "Average". `rate_<r>` is the metric under the
+pooled, the original code's "total" and the paper's "Average".
+
+MCTN is one model per missing condition (runs `mctn_<condition>`, each tested under its condition
+only), so its row is assembled per (fold, seed) from the six runs: each condition's column is the
+metric of that condition's run, and `average` the metric over the six runs' test predictions
+pooled, computed exactly from the sum of their `confusion_matrices.json` matrices
+(`metrics.metrics_from_confusion`). It has no full-condition column (absent from its `columns`;
+"-" in results.md, no row in results.csv) and no missing-rate columns; a (fold, seed) lacking one
+of the six runs is left out of the row. `rate_<r>` is the metric under the
 missing-rate protocol at rate r (`metrics.json["missing_rates"]`); they are tested like Average. `values` follow the order of
 `runs`; `run_dir` is an absolute path; std is the sample standard deviation
 (ddof 1, null for one run). p-values come from paired t-tests over runs paired by (fold, seed)
@@ -33,19 +43,23 @@ from typing import Optional, Sequence
 
 from absl import logging
 
+import numpy as np
+
 from mmin_tf import atomic_files, statistics
 from mmin_tf.configs import ModelKind
 from mmin_tf.data.format import fold_sort_key
+from mmin_tf.metrics import metrics_from_confusion
 from mmin_tf.modalities import condition_label
 from mmin_tf.experiment_plan import MATCHED_PREFIX, Run
-from mmin_tf.training import METRICS, RunError
+from mmin_tf.training import CONFUSION_MATRICES, METRICS, RunError
 
 AVERAGE = "average"
 SUMMARY = "missing_pooled"  # the metrics.json entry shown as "Average"
 METRIC_NAMES = {"wa": "WA", "ua": "UA", "f1": "F1"}
 SIGNIFICANCE_LEVEL = 0.05
 REFERENCES = {"vs_baseline": (ModelKind.BASELINE.value, "*"), "vs_augmented": (ModelKind.AUGMENTED.value, "▲")}
-TABLE5_MODELS = (ModelKind.BASELINE.value, ModelKind.AUGMENTED.value, ModelKind.MMIN.value)
+MCTN = ModelKind.MCTN.value  # the row assembled from the per-condition MCTN runs
+TABLE5_MODELS = (ModelKind.BASELINE.value, ModelKind.AUGMENTED.value, ModelKind.MMIN.value, MCTN)
 TABLE6_MODELS = (ModelKind.MMIN_AE.value, ModelKind.MMIN_NOCYCLE.value, ModelKind.MMIN.value)
 DISPLAY_NAMES = {
     ModelKind.BASELINE.value: "Full-modality baseline",
@@ -53,6 +67,7 @@ DISPLAY_NAMES = {
     ModelKind.MMIN.value: "MMIN",
     ModelKind.MMIN_AE.value: "MMIN-AE",
     ModelKind.MMIN_NOCYCLE.value: "MMIN-NoCycle",
+    MCTN: "MCTN",
 }
 RESULTS_FILES = ("results.md", "results.csv", "results.json")
 
@@ -115,8 +130,10 @@ def aggregate(runs: Sequence[Run], output_dir: str, dataset: str, metrics: Seque
     incomplete = [run for run, done in zip(runs, finished) if not done]
     if not complete:
         raise RunError(f"No complete run in {output_dir!r} to aggregate ({len(runs)} planned)")
-    conditions = list(complete[0][1]["conditions"])
-    rate_columns = _rate_columns(complete[0][1])
+    per_condition = [(run, values) for run, values in complete if run.model is ModelKind.MCTN]
+    complete = [(run, values) for run, values in complete if run.model is not ModelKind.MCTN]
+    conditions = list(complete[0][1]["conditions"]) if complete else _mctn_conditions(per_condition)
+    rate_columns = _rate_columns(complete[0][1]) if complete else []
     for run, values in complete:
         if list(values["conditions"]) != conditions or _rate_columns(values) != rate_columns:
             raise RunError(
@@ -147,6 +164,10 @@ def aggregate(runs: Sequence[Run], output_dir: str, dataset: str, metrics: Seque
             (column, metric): {(run.fold, run.seed): _value(v, column, metric) for run, v in entries}
             for column in tested for metric in metrics
         }
+    if per_condition:
+        row = _mctn_row(per_condition, columns, metrics)
+        if row is not None:
+            models[MCTN], paired[MCTN] = row
     significance = {
         key: {
             column: {
@@ -156,7 +177,7 @@ def aggregate(runs: Sequence[Run], output_dir: str, dataset: str, metrics: Seque
                 }
                 for metric in metrics
             }
-            for column in (AVERAGE, columns[-1], *rate_columns)
+            for column in (AVERAGE, columns[-1], *rate_columns) if column in models[key]["columns"]
         }
         for key in models
     }
@@ -174,6 +195,62 @@ def aggregate(runs: Sequence[Run], output_dir: str, dataset: str, metrics: Seque
             for run in incomplete
         ],
     }
+
+
+def _mctn_conditions(per_condition) -> list[str]:
+    """The evaluation conditions of an experiment that has only MCTN runs: theirs (in plan order,
+    by size then configured order), then the full one (the one-letter conditions joined)."""
+    conditions = list(dict.fromkeys(run.condition for run, _ in per_condition))
+    return conditions + ["".join(name for name in conditions if len(name) == 1)]
+
+
+def _mctn_row(per_condition, columns, metrics):
+    """Table 5's MCTN row from the per-condition runs: `(model entry, paired values)`, or None
+    when no (fold, seed) has all its missing conditions' runs (see the module docstring)."""
+    missing = columns[:-2]
+    unknown = sorted({run.condition for run, _ in per_condition} - set(missing))
+    if unknown:
+        raise RunError(f"MCTN runs of conditions {unknown} do not fit the experiment's missing conditions {missing}")
+    groups: dict[tuple, dict] = {}
+    for run, values in per_condition:
+        groups.setdefault((run.fold, run.seed), {})[run.condition] = (run, values)
+    entries, tested = [], missing + [AVERAGE]
+    for (fold, seed), by_condition in groups.items():
+        absent = [name for name in missing if name not in by_condition]
+        if absent:
+            logging.warning("MCTN fold %s seed %s lacks the runs of conditions %s: left out of the MCTN row",
+                            fold, seed, absent)
+            continue
+        pooled = sum(np.asarray(_confusion(run, name), np.int64) for name, (run, _) in by_condition.items())
+        scores = {name: values["conditions"][name] for name, (_, values) in by_condition.items()}
+        scores[AVERAGE] = metrics_from_confusion(pooled)
+        run_dirs = {name: os.path.abspath(by_condition[name][0].output_dir) for name in missing}
+        entries.append(({"fold": fold, "seed": seed, "run_dirs": run_dirs}, scores))
+    if not entries:
+        return None
+    model = {
+        "runs": [run for run, _ in entries],
+        "columns": {
+            column: {metric: statistics.summarize([scores[column][metric] for _, scores in entries]) for metric in metrics}
+            for column in tested
+        },
+    }
+    paired = {
+        (column, metric): {(run["fold"], run["seed"]): scores[column][metric] for run, scores in entries}
+        for column in tested for metric in metrics
+    }
+    return model, paired
+
+
+def _confusion(run: Run, condition: str) -> list:
+    path = os.path.join(run.output_dir, CONFUSION_MATRICES)
+    if not os.path.exists(path):
+        raise RunError(f"The MCTN run {run.output_dir!r} has no {CONFUSION_MATRICES}: its Average cannot be pooled")
+    with open(path) as f:
+        matrices = json.load(f)["conditions"]
+    if condition not in matrices:
+        raise RunError(f"{path!r} has no confusion matrix of its condition {condition!r}")
+    return matrices[condition]
 
 
 def _p_value(paired, key, reference, column, metric) -> Optional[float]:
@@ -237,9 +314,10 @@ def _condition_table(results: dict, keys: Sequence[str], columns: Optional[Seque
         "| --- | --- | " + " | ".join("---:" for _ in columns) + " |",
     ]
     for key in keys:
+        tested = results["models"][key]["columns"]
         for metric in results["metrics"]:
             cells = [
-                _cell(results["models"][key]["columns"][column][metric], marks(results, key, column, metric))
+                _cell(tested[column][metric], marks(results, key, column, metric)) if column in tested else "-"
                 for column in columns
             ]
             lines.append(f"| {model_label(key)} | {METRIC_NAMES[metric]} | " + " | ".join(cells) + " |")
@@ -267,6 +345,11 @@ def to_markdown(results: dict) -> str:
         f"full-modality baseline, ▲ p < {SIGNIFICANCE_LEVEL} and better than the augmented baseline. "
         "p-values are in results.json and results.csv.",
     ]
+    if MCTN in models:
+        lines.append(
+            "MCTN: one model per missing condition (runs `mctn_<condition>`); each column is the test metric of "
+            "that condition's model, Average the metric over the six models' test predictions pooled (their "
+            "confusion matrices summed); MCTN cannot be tested under the full condition (\"-\").")
     if results.get("missing_runs"):
         missing = [f"{run['model']} fold {run['fold']} seed {run['seed']}" for run in results["missing_runs"]]
         lines.append(f"Incomplete runs, left out: {', '.join(missing)}.")
@@ -279,8 +362,8 @@ def to_markdown(results: dict) -> str:
                   "Each modality of each test utterance dropped with the rate, at least one kept, by masks that depend "
                   "only on --missing_rate_seed and the utterance (identical for every model and run); the protocol of "
                   "GCNet (Lian et al. 2023) and later work. Marks as in Table 5.", "",
-                  *_condition_table(results, [key for key in models if key in TABLE5_MODELS or key in TABLE6_MODELS]
-                                    or list(models), rates)]
+                  *_condition_table(results, [key for key in models if (key in TABLE5_MODELS or key in TABLE6_MODELS)
+                                              and key != MCTN] or list(models), rates)]
     if results.get("table6"):
         lines += ["", "## Table 6: ablations of the imagination module", "",
                   *_condition_table(results, results["table6"]["models"])]
@@ -312,6 +395,8 @@ def to_csv(results: dict) -> str:
     for key, model in results["models"].items():
         for metric in results["metrics"]:
             for column in results["columns"] + results.get("rate_columns", []):
+                if column not in model["columns"]:  # MCTN's full condition and rates: not tested
+                    continue
                 summary = model["columns"][column][metric]
                 tests = results["significance"][key].get(column, {}).get(metric, {})
                 writer.writerow([

@@ -4,7 +4,8 @@
         --model=mmin --output_dir=runs/mmin/fold1
 
 `--model`: baseline | augmented | matched (with --condition=at, ...) | mmin | mmin_ae |
-mmin_nocycle. MMIN models use `--pretrained_dir` (a baseline run of the same fold) as their
+mmin_nocycle | mctn (with --condition=at, ...: one MCTN per missing condition, tested under it
+only). MMIN models use `--pretrained_dir` (a baseline run of the same fold) as their
 teacher, or train that baseline first into OUTPUT_DIR/teacher. Re-running an interrupted command
 continues from the last finished epoch; re-running a finished one does nothing.
 """
@@ -23,7 +24,9 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory (python -m 
 _FOLD = flags.DEFINE_string("fold", "1", "Fold name (1..10 on IEMOCAP, 1..12 on MSP-IMPROV).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Run directory.")
 _MODEL = flags.DEFINE_enum_class("model", configs.ModelKind.MMIN, configs.ModelKind, "Model to train.", case_sensitive=False)
-_CONDITION = flags.DEFINE_string("condition", None, "Training condition of --model=matched, e.g. 'at'.")
+_CONDITION = flags.DEFINE_string(
+    "condition", None, "Training condition of --model=matched and --model=mctn, e.g. 'at' (MCTN: a missing "
+    "condition, the one it is also tested under).")
 _CONDITION_MODE = flags.DEFINE_enum_class(
     "condition_mode", None, ConditionMode,
     "MMIN's training conditions: random (one missing condition per utterance per epoch, the "
@@ -70,8 +73,17 @@ _INITIALIZATION = flags.DEFINE_enum_class(
     "Weights before training: keras (Keras's defaults) or original (the original code's Kaiming-normal "
     "Dense/Conv kernels, zero biases and PyTorch's LSTM initialisation).", case_sensitive=False)
 _ADAM_EPSILON = flags.DEFINE_float("adam_epsilon", 1e-7, "Adam's epsilon, both stages (Keras 1e-7; PyTorch, the original: 1e-8).")
+# MCTN (Pham et al. 2019); defaults: the public code's configs/mctn.yaml.
+_MCTN_STEPS = flags.DEFINE_integer(
+    "mctn_steps", 20, "MCTN: every modality's sequence is resampled to this many steps (linear interpolation "
+    "over its valid frames), so modalities of different frame rates share one time axis.")
+_MCTN_HIDDEN = flags.DEFINE_integer("mctn_hidden_size", 32, "MCTN: units of its encoders, decoders and prediction LSTM.")
+_MCTN_TRANSLATION = flags.DEFINE_float("mctn_translation_weight", 0.1, "MCTN: translation loss weight (lambda_t).")
+_MCTN_CYCLE = flags.DEFINE_float("mctn_cycle_weight", 0.1, "MCTN: cycle (back translation) loss weight (lambda_c).")
+_MCTN_SECOND = flags.DEFINE_float(
+    "mctn_second_translation_weight", 0.1, "MCTN: the hierarchical translation losses' weight (two missing modalities).")
 # MMIN losses.
-_CE_WEIGHT = flags.DEFINE_float("ce_weight", 1.0, "Classification loss weight.")
+_CE_WEIGHT = flags.DEFINE_float("ce_weight", 1.0, "Classification loss weight (MMIN; also MCTN's prediction loss).")
 _FORWARD_WEIGHT = flags.DEFINE_float("forward_weight", 4.0, "Forward imagination loss weight (lambda_1).")
 _BACKWARD_WEIGHT = flags.DEFINE_float("backward_weight", 2.0, "Backward imagination loss weight (lambda_2).")
 _REDUCTION = flags.DEFINE_enum_class(
@@ -129,6 +141,8 @@ def _optimization(default, epochs, decay, learning_rate, beta1, clip_norm, weigh
 def config_from_flags() -> configs.TrainConfig:
     kind = _MODEL.value
     stage = configs.MMIN_OPTIMIZATION if kind.is_mmin else configs.CLASSIFIER_OPTIMIZATION
+    if kind is configs.ModelKind.MCTN:
+        stage = configs.MCTN_OPTIMIZATION
     dropout = _CLASSIFIER_DROPOUT.value
     if dropout is None:
         dropout = 0.5 if kind.is_mmin else 0.3
@@ -164,6 +178,9 @@ def config_from_flags() -> configs.TrainConfig:
         train_missing_rates=tuple(_float_mapping(_TRAIN_MISSING.value, "--train_missing_rate")),
         evaluation_missing_rates=tuple(float(rate) for rate in _MISSING_RATES.value),
         missing_rate_seed=_MISSING_RATE_SEED.value,
+        mctn=configs.MCTNConfig(
+            steps=_MCTN_STEPS.value, hidden_size=_MCTN_HIDDEN.value, translation_weight=_MCTN_TRANSLATION.value,
+            cycle_weight=_MCTN_CYCLE.value, second_translation_weight=_MCTN_SECOND.value),
     )
 
 

@@ -181,7 +181,12 @@ def _compiled_trainer(config: TrainConfig, info, teacher, normalization, absent_
 
     `absent_modalities`: the training utterances may lack modalities (MMIN masks the imagination
     targets they lack)."""
-    if teacher is None:
+    if config.model.kind is ModelKind.MCTN:
+        served = construction.build_mctn(
+            info.modalities, info.num_classes, config.matched_condition, config.model, config.mctn, normalization)
+        trainer = construction.build_mctn_trainer(
+            served, config.model, config.mctn, config.losses.classification_weight, config.optimization.clip_norm)
+    elif teacher is None:
         served = construction.build_utterance_fusion(
             info.modalities, info.num_classes, config.model, normalization
         )
@@ -218,7 +223,14 @@ def _training_dataset(config: TrainConfig, examples, modalities, conditions, bat
     return pipeline.make_training_dataset(
         examples, modalities, conditions, batching, sample_one_condition=sample_one_condition,
         seed=config.seed, extra_keys=extra_keys, conditions_within_presence=config.model.kind.is_mmin,
+        group_conditions=groups_conditions(config),
     )
+
+
+def groups_conditions(config: TrainConfig) -> bool:
+    """MMIN in the paper's regime (`--condition_mode=all`) trains each utterance's six conditions
+    together, encoding the utterance once (`MMINTrainer.compute_grouped_losses`)."""
+    return config.model.kind.is_mmin and config.resolved_condition_mode is pipeline.ConditionMode.ALL
 
 
 def best_epoch(run_dir: str) -> int:
@@ -227,9 +239,17 @@ def best_epoch(run_dir: str) -> int:
         return json.load(f)["epoch"]
 
 
+def evaluated_conditions(config: TrainConfig, modalities) -> tuple[modalities_lib.Condition, ...]:
+    """The conditions a run is validated and tested under: every evaluation condition (`a v t av at
+    vt avt`), or MCTN's own only (one model per missing condition; it does not serve the others)."""
+    if config.model.kind is ModelKind.MCTN:
+        return (modalities_lib.parse_condition(config.matched_condition, modalities),)
+    return modalities_lib.evaluation_conditions(modalities)
+
+
 def write_test_metrics(model, config: TrainConfig, info, test_examples, batching, epoch: int, output_dir: str) -> dict:
-    """Scores `model` on the test split under every evaluation condition, and at every
-    `config.evaluation_missing_rates`.
+    """Scores `model` on the test split under every evaluation condition (MCTN: its own;
+    `evaluated_conditions`), and at every `config.evaluation_missing_rates`.
 
     Writes `confusion_matrices.json` and then `metrics.json` (which marks a run complete) into
     `output_dir` and returns the metrics: `{"model", "fold", "seed", "best_epoch", "conditions",
@@ -239,7 +259,7 @@ def write_test_metrics(model, config: TrainConfig, info, test_examples, batching
     modalities = info.modalities
     datasets = {
         condition.name: pipeline.make_evaluation_dataset(test_examples, modalities, condition, batching)
-        for condition in modalities_lib.evaluation_conditions(modalities)
+        for condition in evaluated_conditions(config, modalities)
     }
     predict = prediction_function(model, modalities)
     report, predictions = evaluate_conditions(predict, datasets, modalities, info.num_classes)
@@ -283,6 +303,11 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
     info = format_lib.load_info(config.data.data_dir)
     if config.data.fold not in info.fold_names:
         raise RunError(f"Fold {config.data.fold!r} is not in {config.data.data_dir!r}; folds: {list(info.fold_names)}")
+    if config.model.kind is ModelKind.MCTN and modalities_lib.parse_condition(
+            config.matched_condition, info.modalities).is_full:
+        raise RunError(
+            f"--model=mctn translates the available modalities into the missing ones; the full condition "
+            f"{config.matched_condition!r} has none missing (the paper's Table 5 has no MCTN {{a,v,t}} column)")
     unknown = sorted(set(config.data.normalize) - {spec.name for spec in info.modalities})
     if unknown:
         raise RunError(f"--normalize names modalities {unknown} that the dataset does not have")
@@ -363,13 +388,17 @@ def _train_and_test(
     train_dataset = _training_dataset(
         config, splits["train"], modalities, conditions, batching, teacher, sample_one_condition)
     # Counted, not taken from the dataset's info: a wrong count would shift every epoch's boundary.
-    elements = pipeline.count_training_elements(
-        splits["train"], modalities, conditions, sample_one_condition=sample_one_condition,
-        conditions_within_presence=config.model.kind.is_mmin)
-    steps_per_epoch = math.ceil(elements / batching.batch_size)
+    if groups_conditions(config):  # one element per utterance, with all its conditions
+        elements = pipeline.count_training_elements(splits["train"], modalities, conditions, sample_one_condition=True)
+        steps_per_epoch = math.ceil(elements / pipeline.grouped_batching(batching, len(conditions)).batch_size)
+    else:
+        elements = pipeline.count_training_elements(
+            splits["train"], modalities, conditions, sample_one_condition=sample_one_condition,
+            conditions_within_presence=config.model.kind.is_mmin)
+        steps_per_epoch = math.ceil(elements / batching.batch_size)
     validation = {
         condition.name: pipeline.make_evaluation_dataset(splits["validation"], modalities, condition, batching)
-        for condition in modalities_lib.evaluation_conditions(modalities)
+        for condition in evaluated_conditions(config, modalities)
     }
 
     trainer(next(iter(train_dataset))[0])  # build eagerly before any restore

@@ -183,9 +183,34 @@ def test_a_shard_without_runs_trains_and_aggregates_nothing(experiment, data_dir
 
 @pytest.mark.parametrize(
     "flag_values, message",
-    [(dict(pretrained_dir="x"), "set per run"), (dict(num_shards=2, shard_index=2), "--shard_index must be <"),
-     (dict(output_dir=None), "--data_dir and --output_dir are required")],
+    [(dict(pretrained_dir="x"), "set per run"), (dict(output_dir=None), "--data_dir and --output_dir are required")],
 )
 def test_bad_flags(experiment, data_dir, tmp_path, flag_values, message):
     with pytest.raises(app.UsageError, match=message):
         _main(experiment, **{"data_dir": data_dir, "output_dir": str(tmp_path), **flag_values})
+
+
+def test_a_shard_index_beyond_the_shards_is_refused(experiment, data_dir, tmp_path):
+    with pytest.raises(ValueError, match="0 <= shard_index < num_shards. Received: num_shards=2, shard_index=2"):
+        _main(experiment, data_dir=data_dir, output_dir=str(tmp_path), num_shards=2, shard_index=2)
+
+
+@pytest.mark.parametrize("environ, flags, expected", [
+    ({}, (None, None), (1, 0)),
+    ({"SLURM_ARRAY_TASK_ID": "12", "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_COUNT": "4"}, (None, None), (4, 2)),
+    ({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4"}, (None, None), (4, 3)),
+    ({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4"}, (8, 5), (8, 5)),  # the flags win
+    ({"JOB_COMPLETION_INDEX": "2"}, (5, None), (5, 2)),
+])
+def test_shards_default_from_the_scheduler(environ, flags, expected):
+    assert experiment_plan.resolve_shard(*flags, environ) == expected
+
+
+@pytest.mark.parametrize("environ, flags, match", [
+    ({"JOB_COMPLETION_INDEX": "2"}, (None, None), "give --num_shards, the Job's completions"),
+    ({"SLURM_ARRAY_TASK_ID": "x"}, (None, None), "SLURM_ARRAY_TASK_ID='x' is not an integer"),
+    ({"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "4"}, (None, None), "0 <= shard_index < num_shards"),
+])
+def test_bad_scheduler_environments(environ, flags, match):
+    with pytest.raises(ValueError, match=match):
+        experiment_plan.resolve_shard(*flags, environ)

@@ -41,6 +41,7 @@ from mmin_tf import modalities as modalities_lib
 from mmin_tf.data import format as format_lib
 
 AVAILABILITY = "availability"
+CONDITION_MASK = "condition_mask"  # grouped conditions: which of an utterance's condition rows exist
 TEACHER_EMBEDDING = "teacher_embedding"
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -445,6 +446,7 @@ def make_training_dataset(
     seed: int,
     extra_keys: Sequence[str] = (),
     conditions_within_presence: bool = False,
+    group_conditions: bool = False,
 ) -> tf.data.Dataset:
     """Batches of `(inputs with availability, label)` for one epoch; reshuffled every epoch.
 
@@ -459,11 +461,21 @@ def make_training_dataset(
             the conditions within what it has (True: MMIN) or every condition intersected with
             what it has (False: an absent modality is missing), without empty or repeated ones
             (`condition_rows`). An utterance with every modality gets `conditions` either way.
+        group_conditions: with `sample_one_condition=False`, yield each utterance once with all
+            its conditions instead of one element per utterance-condition: `availability` is bool
+            `(batch, len(conditions), num_modalities)`, `condition_mask` bool `(batch,
+            len(conditions))` marks the rows that exist (an incomplete utterance has fewer), and a
+            batch holds `max(1, batching.batch_size // len(conditions))` utterances, about
+            `batch_size` utterance-conditions. The trainer then encodes each utterance once.
 
     Cache `examples` (`.cache()`) when it is read more than once: parsing is the costly part.
     """
     modalities = tuple(modalities)
     table = _conditions_tensor(conditions)
+    if group_conditions:
+        if sample_one_condition:
+            raise ValueError("`group_conditions` yields every condition of an utterance: it needs sample_one_condition=False")
+        return _grouped_training_dataset(examples, modalities, table, batching, seed, extra_keys, conditions_within_presence)
 
     def rows(inputs):
         return condition_rows(table, presence(inputs, modalities), conditions_within_presence)
@@ -492,6 +504,27 @@ def make_training_dataset(
         )
         dataset = dataset.shuffle(16384, seed=seed, reshuffle_each_iteration=True)
     return _batch(dataset, batching, modalities, shuffle_seed=seed + 2).prefetch(AUTOTUNE)
+
+
+def grouped_batching(batching: Batching, num_conditions: int) -> Batching:
+    """`batching` for utterances that carry `num_conditions` condition rows each."""
+    return dataclasses.replace(batching, batch_size=max(1, batching.batch_size // num_conditions))
+
+
+def _grouped_training_dataset(examples, modalities, table, batching, seed, extra_keys, within_presence):
+    count = int(table.shape[0])
+
+    def with_conditions(example):
+        inputs = _model_inputs(example, modalities, extra_keys)
+        rows = condition_rows(table, presence(inputs, modalities), within_presence)  # (n, M)
+        padding = count - tf.shape(rows)[0]
+        inputs[AVAILABILITY] = tf.pad(rows, [[0, padding], [0, 0]])  # (C, M)
+        inputs[CONDITION_MASK] = tf.sequence_mask(tf.shape(rows)[0], count)  # (C,)
+        return inputs, example[format_lib.LABEL]
+
+    dataset = examples.map(with_conditions, num_parallel_calls=AUTOTUNE, deterministic=True)
+    dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+    return _batch(dataset, grouped_batching(batching, count), modalities, shuffle_seed=seed + 2).prefetch(AUTOTUNE)
 
 
 def count_training_elements(

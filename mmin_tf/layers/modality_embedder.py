@@ -132,6 +132,11 @@ class ModalityEmbedder(keras.layers.Layer):
     def output_size(self):
         return sum(self.encoders[spec.name].output_size for spec in self.modalities)
 
+    @property
+    def input_keys(self) -> tuple[str, ...]:
+        """The inputs `call` reads: each modality's features and lengths."""
+        return tuple(key for spec in self.modalities for key in (spec.name, spec.length_key))
+
     def build(self, input_shape=None):
         for spec in self.modalities:
             if not self.encoders[spec.name].built:
@@ -149,6 +154,17 @@ class ModalityEmbedder(keras.layers.Layer):
 
     def embed_present_rows(self, spec, features, lengths, training=None):
         """The encoder on the present rows and one shared all-zero row; `(batch, output_size)`."""
+        rows, _ = self.pool_present_rows(spec, features, lengths)
+        return self.encoders[spec.name].project(rows, training=training)  # (B, E): a dropout mask per row
+
+    def pool_present_rows(self, spec, features, lengths):
+        """The costly, deterministic part of `embed_present_rows`: the encoder's pooled features of
+        every row `(batch, pooled)` (a missing row's are those of zeros) and of zeros `(1, pooled)`.
+
+        `encoder.project` of a row gives its embedding; projecting the same pooled row several
+        times draws a dropout mask each time, which is how a batch of utterances is encoded once for
+        all its missing-modality conditions (`MMINTrainer`'s grouped step).
+        """
         encoder = self.encoders[spec.name]
         batch = tf.shape(lengths)[0]
         present = tf.where(lengths > 0)[:, 0]  # (P,)
@@ -168,7 +184,7 @@ class ModalityEmbedder(keras.layers.Layer):
         pooled = encoder.pool(present_features * valid[:, :, None], present_lengths)  # (P + 1, F)
         missing = pooled[:1]  # (1, F): the encoder's pooled features of zeros (Eq. 1)
         rows = tf.tensor_scatter_nd_update(tf.repeat(missing, batch, axis=0), present[:, None], pooled[1:])
-        return encoder.project(rows, training=training)  # (B, E): a dropout mask per row
+        return rows, missing
 
     def embed_every_row(self, spec, features, lengths, training=None):
         """The encoder on every row, missing rows as `minimum_length` zero frames (the original's

@@ -8,16 +8,21 @@ import keras
 import numpy as np
 
 from mmin_tf import modalities as modalities_lib
-from mmin_tf.configs import LossConfig, ModelConfig, ModelKind
+from mmin_tf.configs import LossConfig, MCTNConfig, ModelConfig, ModelKind
 from mmin_tf.layers import (
+    AttentionDecoder,
     CascadeResidualAutoencoder,
     ClassifierHead,
     ModalityEmbedder,
     PlainAutoencoder,
+    RecurrentAttentionPooling,
     SequenceEncoder,
     TextCNN,
+    TranslationEncoder,
 )
 from mmin_tf.models import initialization
+from mmin_tf.models.mctn import MCTN
+from mmin_tf.models.mctn_trainer import MCTNTrainer
 from mmin_tf.models.mmin import MMIN
 from mmin_tf.models.trainer import MMINTrainer
 from mmin_tf.models.utterance_fusion import UtteranceFusion
@@ -128,3 +133,46 @@ def build_mmin_trainer(
         model, teacher.embedder, backward, loss_config, clip_norm=clip_norm, finetune_encoders=finetune_encoders,
         absent_modalities=absent_modalities,
     )
+
+
+def build_mctn(
+    modalities,
+    num_classes: int,
+    condition: str,
+    config: ModelConfig,
+    mctn: MCTNConfig,
+    normalization=None,
+) -> MCTN:
+    """The served MCTN of one missing-modality `condition` (e.g. "at"): one `TranslationEncoder`
+    per missing modality, the pooling and the classifier, initialised by `config.initialization`."""
+    target_count = len(modalities) - len(modalities_lib.parse_condition(condition, modalities).name)
+    cudnn = _CUDNN[config.use_cudnn]
+    model = MCTN(
+        modalities,
+        condition,
+        [TranslationEncoder(mctn.hidden_size, use_cudnn=cudnn, name=f"encoder_{level + 1}")
+         for level in range(target_count)],
+        RecurrentAttentionPooling(mctn.hidden_size, use_cudnn=cudnn, name="pooling"),
+        ClassifierHead(num_classes, config.classifier_hidden_sizes, config.classifier_dropout, name="classifier"),
+        steps=mctn.steps,
+        normalization=normalization,
+        name="mctn",
+    )
+    model.build()
+    _initialize(model, config)
+    return model
+
+
+def build_mctn_trainer(
+    model: MCTN, config: ModelConfig, mctn: MCTNConfig, classification_weight: float, clip_norm: float
+) -> MCTNTrainer:
+    """`model`'s trainer with its training-only decoders (level 1: `model.translation_width`
+    features, for the translation and the back translation; then each further missing modality)."""
+    widths = [model.translation_width] + [spec.feature_dim for spec in model.target_specs[1:]]
+    decoders = []
+    for level, width in enumerate(widths):
+        decoder = AttentionDecoder(width, model.steps, mctn.hidden_size, name=f"decoder_{level + 1}")
+        decoder.build((None, model.steps, model.encoders[level].hidden_size))
+        _initialize(decoder, config)
+        decoders.append(decoder)
+    return MCTNTrainer(model, decoders, mctn, classification_weight=classification_weight, clip_norm=clip_norm)

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from mmin_tf import losses
 from mmin_tf.configs import LossConfig
-from mmin_tf.data.pipeline import AVAILABILITY, TEACHER_EMBEDDING, apply_availability, presence
+from mmin_tf.data.pipeline import AVAILABILITY, CONDITION_MASK, TEACHER_EMBEDDING, apply_availability, presence
 
 _RANDOM_STATE = "random_state_"  # key prefix of the random generator states in saved weights
 
@@ -188,12 +188,18 @@ class MMINTrainer(_Trainer):
         and no teacher encoder runs in the step. Otherwise the teacher encodes the complement.
         """
         if TEACHER_EMBEDDING in inputs:
-            available = tf.repeat(availability, self.slot_sizes, axis=1)  # (B, dim)
-            return tf.where(available, self.teacher_missing, inputs[TEACHER_EMBEDDING])
+            return self._slot_targets(inputs[TEACHER_EMBEDDING], availability)
         complement = apply_availability(
             inputs, tf.logical_not(availability), self.model.modalities, zero_features=False
         )
         return self.teacher(complement, training=False)
+
+    def _slot_targets(self, real, availability):
+        """`(rows, dim)`: per modality slot, the teacher's missing-modality embedding where the
+        modality is available to the student, `real` (the teacher's embedding of the real inputs)
+        where it is missing."""
+        available = tf.repeat(availability, self.slot_sizes, axis=1)  # (B, dim)
+        return tf.where(available, self.teacher_missing, real)
 
     def target_mask(self, inputs):
         """`(batch, dim)` bool: the slots of the modalities each row has; None when the data are complete."""
@@ -220,7 +226,61 @@ class MMINTrainer(_Trainer):
         )
         return terms, outputs
 
+    def compute_grouped_losses(self, inputs, labels, training):
+        """Eq. 7 over every condition row of a batch of utterances, each utterance encoded once.
+
+        `inputs[AVAILABILITY]` is `(batch, conditions, modalities)` and `inputs[CONDITION_MASK]`
+        `(batch, conditions)` (`pipeline.make_training_dataset(..., group_conditions=True)`).
+        A present modality's pooled encoder features are the same under every condition, so each
+        encoder pools each utterance once (`ModalityEmbedder.pool_present_rows`) and every row
+        takes them, or the pooled features of zeros where the condition hides the modality; the
+        per-row part of the encoders (`project`: TextCNN's dropout and projection) and everything
+        after it run on the rows. The rows are the expanded computation's rows: the same losses and
+        gradients without dropout (tested), and with dropout each row draws its own masks, as an
+        expanded row does; only the pooled features, which involve no randomness, are shared.
+
+        Returns:
+            `(terms, outputs, row_labels)`: the loss terms, the rows' `logits`, and their labels.
+        """
+        embedder = self.model.embedder
+        rows = tf.where(inputs[CONDITION_MASK])  # (R, 2): (utterance, condition)
+        utterance = rows[:, 0]
+        availability = tf.gather_nd(inputs[AVAILABILITY], rows)  # (R, M)
+        parts = []
+        for index, spec in enumerate(embedder.modalities):
+            pooled, missing = embedder.pool_present_rows(spec, inputs[spec.name], inputs[spec.length_key])
+            row_pooled = tf.where(availability[:, index:index + 1], tf.gather(pooled, utterance), missing)  # (R, F)
+            parts.append(embedder.encoders[spec.name].project(row_pooled, training=training))
+        embeddings = tf.concat(parts, axis=-1)  # (R, D)
+        # The teacher's embedding of each utterance's real inputs, once; per row, slot by slot, the
+        # missing modalities' slots of it and the teacher's missing-modality embedding elsewhere.
+        if TEACHER_EMBEDDING in inputs:
+            real = inputs[TEACHER_EMBEDDING]
+        else:
+            real = tf.cast(self.teacher({key: inputs[key] for key in self.model.embedder.input_keys}, training=False),
+                           tf.float32)
+        target = self._slot_targets(tf.gather(real, utterance), availability)
+        mask = self.target_mask(inputs)
+        imagination = self.model.imagination(embeddings)
+        logits = self.model.classifier(imagination["latents"], training=training)
+        cycle = None
+        if self.backward is not None:
+            cycle = self.backward(imagination["reconstruction"])["reconstruction"]
+        row_labels = tf.gather(labels, utterance)
+        terms = losses.mmin_losses(
+            labels=row_labels, logits=logits, teacher_target=target, imagined=imagination["reconstruction"],
+            embeddings=embeddings, cycle_reconstruction=cycle, config=self.loss_config,
+            target_mask=None if mask is None else tf.gather(mask, utterance),
+        )
+        return terms, {"logits": logits}, row_labels
+
     def train_step(self, data):
+        inputs, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if CONDITION_MASK in inputs:
+            with tf.GradientTape() as tape:
+                terms, outputs, labels = self.compute_grouped_losses(inputs, labels, training=True)
+            self._apply_clipped_gradients(tape, terms["loss"])
+            return self._logs(terms, labels, outputs["logits"])
         inputs, visible, availability, labels = self._split_inputs(data)
         with tf.GradientTape() as tape:
             terms, outputs = self.compute_losses(inputs, visible, availability, labels, training=True)

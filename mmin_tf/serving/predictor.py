@@ -4,54 +4,55 @@ TF Serving itself is not installable from the registries we reach; KServe's Pyth
 speaks the same V1 REST protocol (`POST /v1/models/<name>:predict`), so the same clients and
 payloads work against both. Supported: row format (`instances`) and columnar format (`inputs`),
 `signature_name` (`serving_default` or `serve_examples`), and `{"b64": ...}` for string inputs.
+Malformed requests are refused with a message (`payloads`).
+
+Versions: as TF Serving, the newest complete version under the model base path serves, and a
+watcher (`watch`, or `poll` called by hand) loads and warms up newer ones before they take
+traffic (`versions`). Each request is pinned to one immutable `versions.ServedVersion` when it
+arrives (in `preprocess`), and the answer names it: the `x-model-version` response header.
 
 Raw media: instances holding `audio` / `video` (`{"b64": ...}` file bytes) and `transcript` (a
 string), any of them absent, are turned into features by KServe's pre-processing hook
 (`preprocess`, in this process: the way a KServe transformer is structured, without a second
 server and without sending the features over the network) with the extractors the model's
-training data was made with (`media_inputs.MediaFrontEnd`); each prediction then says which
-modalities were missing and why (`missing_modalities`).
+training data was made with (`media_inputs.MediaFrontEnd`, one per version); each prediction
+then says which modalities were missing and why (`missing_modalities`).
 """
 
 from __future__ import annotations
 
 import base64
-import os
+import binascii
+import dataclasses
+import math
+import threading
 from typing import Optional
 
 import kserve
-import numpy as np
+import orjson
 import tensorflow as tf
-from kserve.errors import InvalidInput
+from absl import logging
+from kserve.errors import InvalidInput, ModelNotReady
 
 from mmin_tf.export import saved_model
-from mmin_tf.serving import media_inputs
+from mmin_tf.serving import media_inputs, payloads, versions
+
+VERSION_HEADER = "x-model-version"
 
 
-def latest_version(model_base_path: str) -> str:
-    """The highest integer version directory under `model_base_path`, as TF Serving picks."""
-    found = saved_model.versions(model_base_path)
-    if not found:
-        raise FileNotFoundError(f"No SavedModel version directory (1, 2, ...) under {model_base_path!r}")
-    return os.path.join(model_base_path, str(max(found)))
+@dataclasses.dataclass(frozen=True)
+class PinnedRequest:
+    """A request after `preprocess`: the version that answers it and what it asks.
 
+    Attributes:
+        version: the `ServedVersion` read when the request arrived.
+        payload: the request body (for raw media: `serving_default` inputs made from them).
+        missing_modalities: raw media only: per instance, the modalities it lacks and why.
+    """
 
-def _decode_strings(value):
-    if isinstance(value, dict) and set(value) == {"b64"}:
-        return base64.b64decode(value["b64"])
-    if isinstance(value, list):
-        return [_decode_strings(item) for item in value]
-    return value.encode("utf-8") if isinstance(value, str) else value
-
-
-def _to_json(value: np.ndarray):
-    if value.dtype == object:
-        return [item.decode("utf-8") if isinstance(item, bytes) else item for item in value.tolist()]
-    return value.tolist()
-
-
-_MISSING = "_mmin_tf_missing_modalities"  # preprocess -> predict: why each raw-media instance lacks modalities
-_ROWS = "_mmin_tf_raw_media"
+    version: versions.ServedVersion
+    payload: object
+    missing_modalities: Optional[list] = None
 
 
 def _media_request(index: int, instance: dict) -> media_inputs.MediaRequest:
@@ -59,7 +60,7 @@ def _media_request(index: int, instance: dict) -> media_inputs.MediaRequest:
     `start`, `end`, `face_region`) as a `MediaRequest`."""
     where = f"instances[{index}]"
     known = set(media_inputs.MEDIA_FIELDS) | {"start", "end", "face_region"}
-    unknown = sorted(set(instance) - known)
+    unknown = sorted(str(key) for key in set(instance) - known)
     if unknown:
         raise media_inputs.MediaInputError(f"{where}: unknown fields {unknown}; a raw-media instance has {sorted(known)}")
     fields = {}
@@ -71,15 +72,16 @@ def _media_request(index: int, instance: dict) -> media_inputs.MediaRequest:
             raise media_inputs.MediaInputError(f"{where}.{field} must be {{\"b64\": <base64 of the file>}}")
         try:
             fields[field] = base64.b64decode(value["b64"], validate=True)
-        except ValueError:
+        except (binascii.Error, ValueError):
             raise media_inputs.MediaInputError(f"{where}.{field}.b64 is not valid base64") from None
     transcript = instance.get(media_inputs.TRANSCRIPT)
     if transcript is not None and not isinstance(transcript, str):
         raise media_inputs.MediaInputError(f"{where}.transcript must be a string")
     for field in ("start", "end"):
         value = instance.get(field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise media_inputs.MediaInputError(f"{where}.{field} must be a number of seconds")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            raise media_inputs.MediaInputError(f"{where}.{field} must be a finite number of seconds")
         fields[field] = None if value is None else float(value)
     region = instance.get("face_region")
     if region is not None and not isinstance(region, str):
@@ -87,17 +89,17 @@ def _media_request(index: int, instance: dict) -> media_inputs.MediaRequest:
     return media_inputs.MediaRequest(transcript=transcript, face_region=region, **fields)
 
 
-def _error_message(message: str) -> str:
-    """The informative line of a TF runtime error (the failed assertion, when there is one)."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    for line in lines:
-        if "assertion failed" in line or "must be" in line or "exceeds" in line:
-            return line
-    return lines[0] if lines else message
+def _is_media_request(payload) -> bool:
+    instances = payload.get("instances") if isinstance(payload, dict) else None
+    return isinstance(instances, list) and bool(instances) and all(
+        isinstance(i, dict) and set(i) & set(media_inputs.MEDIA_FIELDS) for i in instances)
 
 
 class SavedModelPredictor(kserve.Model):
-    """Serves the newest version under `model_base_path` under `name`.
+    """Serves the newest servable version under `model_base_path` under `name`.
+
+    Loads it when made (the newest version that loads and warms up; `FileNotFoundError` when none
+    does); `watch(poll_seconds)` then follows the base path (see `versions`).
 
     Args:
         name: the model's name in the URL.
@@ -110,103 +112,112 @@ class SavedModelPredictor(kserve.Model):
 
     def __init__(self, name: str, model_base_path: str, bert_preset: Optional[str] = None,
                  face_model: Optional[str] = None, media_limits: media_inputs.MediaLimits = media_inputs.MediaLimits()):
-        super().__init__(name)
+        super().__init__(name, return_response_headers=True)
         self.model_base_path = model_base_path
-        self.version_dir: Optional[str] = None
-        self.signatures = {}
         self.media_options = dict(bert_preset=bert_preset, face_model=face_model, limits=media_limits)
-        self.front_end: Optional[media_inputs.MediaFrontEnd] = None
-        self.front_end_refusal = "raw media are not set up"
+        self.watcher = versions.VersionWatcher(
+            model_base_path, lambda version, path: versions.load_version(version, path, self.media_options))
+        self._stop_watching = threading.Event()
+        self._watch_thread: Optional[threading.Thread] = None
         self.load()
 
+    @property
+    def served(self) -> Optional[versions.ServedVersion]:
+        """The version answering new requests now (None: none is servable)."""
+        return self.watcher.current
+
     def load(self) -> bool:
-        self.version_dir = latest_version(self.model_base_path)
-        self._saved_model = tf.saved_model.load(self.version_dir)
-        self.signatures = dict(self._saved_model.signatures)
-        recorded = media_inputs.read_extraction(self.version_dir)
-        if recorded is None:
-            self.front_end, self.front_end_refusal = None, (
-                f"Raw media cannot be served by {self.version_dir!r}: it records no feature extraction settings "
-                "(its training data was not extracted from media by mmin_tf)")
-        else:
-            self.front_end = media_inputs.MediaFrontEnd(recorded, **self.media_options)
-        self.ready = True
+        if self.poll() is None:
+            refusals = "; ".join(f"version {v}: {why}" for v, why in sorted(self.watcher.refusals().items()))
+            raise FileNotFoundError(
+                f"No servable SavedModel version (1, 2, ... holding saved_model.pb) under {self.model_base_path!r}"
+                + (f" ({refusals})" if refusals else ""))
         return self.ready
 
-    def preprocess(self, payload, headers=None):
-        """Raw-media instances -> `serving_default` inputs (see the module docstring); any other
-        payload passes through unchanged."""
-        instances = payload.get("instances") if isinstance(payload, dict) else None
-        if not (isinstance(instances, list) and instances and all(
-                isinstance(i, dict) and set(i) & set(media_inputs.MEDIA_FIELDS) for i in instances)):
-            return payload
-        if self.front_end is None:
-            raise InvalidInput(self.front_end_refusal)
+    def poll(self) -> Optional[versions.ServedVersion]:
+        """Looks for a newer (or a removed) version once; returns the one serving afterwards."""
+        served = self.watcher.poll()
+        self.ready = served is not None
+        return served
+
+    def watch(self, poll_seconds: float) -> None:
+        """Polls the base path every `poll_seconds` in a daemon thread until `stop()`."""
+        if poll_seconds <= 0 or self._watch_thread is not None:
+            return
+
+        def run():
+            while not self._stop_watching.wait(poll_seconds):
+                try:
+                    self.poll()
+                except Exception:  # a poll that breaks (e.g. an unreadable base path) must not end the watching
+                    logging.exception("Polling %s failed; polling again in %s s", self.model_base_path, poll_seconds)
+
+        self._watch_thread = threading.Thread(target=run, name=f"watch-{self.name}", daemon=True)
+        self._watch_thread.start()
+
+    def stop(self):
+        self._stop_watching.set()
+        if self._watch_thread is not None:
+            self._watch_thread.join()
+            self._watch_thread = None
+        super().stop()
+
+    def _pin(self) -> versions.ServedVersion:
+        served = self.watcher.current
+        if served is None:
+            raise ModelNotReady(self.name, f"No servable version under {self.model_base_path!r}")
+        return served
+
+    def preprocess(self, payload, headers=None) -> PinnedRequest:
+        """Pins the request to the version serving now; raw-media instances -> `serving_default`
+        inputs made by that version's front end (see the module docstring)."""
+        served = self._pin()
+        if isinstance(payload, (bytes, bytearray)):  # KServe parses only application/json bodies; TF Serving any
+            try:
+                payload = orjson.loads(payload)
+            except orjson.JSONDecodeError as error:
+                raise InvalidInput(f"The request body is not JSON: {error}") from None
+        if not _is_media_request(payload):
+            return PinnedRequest(served, payload)
+        if served.front_end is None:
+            raise InvalidInput(served.front_end_refusal)
         try:
-            requests = [_media_request(index, instance) for index, instance in enumerate(instances)]
-            inputs, missing = self.front_end.inputs(requests)
+            requests = [_media_request(index, instance) for index, instance in enumerate(payload["instances"])]
+            inputs, missing = served.front_end.inputs(requests)
         except media_inputs.MediaInputError as error:
             raise InvalidInput(str(error)) from None
-        return {"signature_name": saved_model.SERVING_SIGNATURE, "inputs": inputs, _MISSING: missing, _ROWS: True}
+        return PinnedRequest(served, {"signature_name": saved_model.SERVING_SIGNATURE, "inputs": inputs}, missing)
 
-    def _tensors(self, signature, columns: dict) -> dict:
-        specs = signature.structured_input_signature[1]
-        missing = sorted(set(specs) - set(columns))
-        unknown = sorted(set(columns) - set(specs))
-        if missing or unknown:
-            raise InvalidInput(f"Inputs must be {sorted(specs)}; missing {missing}, unknown {unknown}")
-        tensors = {}
-        for name, spec in specs.items():
-            value = columns[name]
-            if spec.dtype == tf.string:
-                value = _decode_strings(value)
-            try:
-                tensors[name] = tf.constant(value, dtype=spec.dtype)
-            except (ValueError, TypeError) as error:
-                raise InvalidInput(f"Input {name!r}: {error}") from None
-            if not spec.shape.is_compatible_with(tensors[name].shape):
-                raise InvalidInput(f"Input {name!r} must have shape {spec.shape}; received {tensors[name].shape}")
-        return tensors
-
-    def predict(self, payload, headers=None):
-        if not isinstance(payload, dict):
-            raise InvalidInput("The request body must be a JSON object")
-        missing = payload.pop(_MISSING, None)
-        if payload.pop(_ROWS, False):  # raw media: features computed here, answered in row format
-            response = self._predict(payload)["outputs"]
-            predictions = [{key: value[row] for key, value in response.items()} for row in range(len(missing))]
-            for prediction, reasons in zip(predictions, missing):
-                prediction["missing_modalities"] = reasons
-            return {"predictions": predictions}
-        return self._predict(payload)
-
-    def _predict(self, payload):
-        name = payload.get("signature_name", "serving_default")
-        if name not in self.signatures:
-            raise InvalidInput(f"Unknown signature_name {name!r}; available: {sorted(self.signatures)}")
-        signature = self.signatures[name]
-        input_names = list(signature.structured_input_signature[1])
-        if "instances" in payload:
-            instances = payload["instances"]
-            if not isinstance(instances, list) or not instances:
-                raise InvalidInput("'instances' must be a non-empty list")
-            if len(input_names) == 1 and not all(isinstance(i, dict) and input_names[0] in i for i in instances):
-                instances = [{input_names[0]: instance} for instance in instances]
-            if not all(isinstance(instance, dict) for instance in instances):
-                raise InvalidInput("Each instance must be an object of named inputs")
-            columns = {key: [instance.get(key) for instance in instances] for key in instances[0]}
-        elif "inputs" in payload:
-            columns = payload["inputs"]
-            if len(input_names) == 1 and not isinstance(columns, dict):
-                columns = {input_names[0]: columns}
-        else:
-            raise InvalidInput("The request needs 'instances' (row format) or 'inputs' (columnar format)")
+    def predict(self, payload, headers=None, response_headers=None):
+        """Answers a `PinnedRequest` (or a request body, pinned now); names the version that
+        answered in `response_headers[VERSION_HEADER]`."""
+        request = payload if isinstance(payload, PinnedRequest) else self.preprocess(payload)
+        served = request.version
         try:
-            outputs = signature(**self._tensors(signature, columns))
+            response = self._predict(served, request.payload)
+        except payloads.PayloadError as error:
+            raise InvalidInput(str(error)) from None
+        if request.missing_modalities is not None:  # raw media: answered in row format
+            outputs = response["outputs"]
+            response = {"predictions": [
+                {**{key: value[row] for key, value in outputs.items()}, "missing_modalities": reasons}
+                for row, reasons in enumerate(request.missing_modalities)]}
+        if response_headers is not None:
+            response_headers[VERSION_HEADER] = str(served.version)
+        return response
+
+    def _predict(self, served: versions.ServedVersion, payload) -> dict:
+        if not isinstance(payload, dict):
+            raise payloads.PayloadError(f"The request body must be a JSON object; received {payloads.quote(payload)}")
+        name = payloads.signature_name(payload, served.signatures)
+        signature = served.signatures[name]
+        named, row_format = payloads.columns(payload, signature)
+        modalities = payloads.feature_inputs(served.signatures)
+        arrays = payloads.tensors(signature, named, modalities)
+        if name == saved_model.EXAMPLES_SIGNATURE:
+            payloads.check_examples(arrays["examples"], modalities)
+        try:
+            outputs = signature(**{key: tf.constant(value) for key, value in arrays.items()})
         except tf.errors.InvalidArgumentError as error:
-            raise InvalidInput(_error_message(error.message)) from None
-        outputs = {key: value.numpy() for key, value in outputs.items()}
-        if "instances" in payload:
-            count = len(next(iter(outputs.values())))
-            return {"predictions": [{key: _to_json(value[row : row + 1])[0] for key, value in outputs.items()} for row in range(count)]}
-        return {"outputs": {key: _to_json(value) for key, value in outputs.items()}}
+            raise payloads.PayloadError(payloads.tf_error_message(error.message)) from None
+        return payloads.response({key: value.numpy() for key, value in outputs.items()}, row_format)
