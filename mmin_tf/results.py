@@ -231,7 +231,9 @@ def _mctn_row(per_condition, columns, metrics):
     model = {
         "runs": [run for run, _ in entries],
         "columns": {
-            column: {metric: statistics.summarize([scores[column][metric] for _, scores in entries]) for metric in metrics}
+            column: {
+                metric: statistics.summarize([scores[column][metric] for _, scores in entries]) for metric in metrics
+            }
             for column in tested
         },
     }

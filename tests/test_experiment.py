@@ -214,3 +214,16 @@ def test_shards_default_from_the_scheduler(environ, flags, expected):
 def test_bad_scheduler_environments(environ, flags, match):
     with pytest.raises(ValueError, match=match):
         experiment_plan.resolve_shard(*flags, environ)
+
+
+def test_mctn_expands_to_one_model_per_missing_condition():
+    keys = experiment_plan.model_keys(["mmin", "mctn"], tiny_runs.MODALITIES)
+    assert keys == ("mmin", "mctn_a", "mctn_v", "mctn_t", "mctn_av", "mctn_at", "mctn_vt")
+    assert experiment_plan.model_keys(["mctn_ta"], tiny_runs.MODALITIES) == ("mctn_at",)
+    with pytest.raises(ValueError, match="no MCTN of the full condition"):
+        experiment_plan.model_keys(["mctn_avt"], tiny_runs.MODALITIES)
+    runs = experiment_plan.plan_runs(["mctn_a", "mctn_at"], ["1"], [0], "out")
+    assert [(r.model, r.condition, r.pretrained_dir) for r in runs] == [
+        (ModelKind.MCTN, "a", None), (ModelKind.MCTN, "at", None)]  # no teacher, no baseline added
+    assert runs[1].output_dir == os.path.join("out", "runs", "mctn_at", "fold1", "seed0")
+    assert runs[1].train_arguments()[0] == "--model=mctn" and "--condition=at" in runs[1].train_arguments()

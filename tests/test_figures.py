@@ -391,3 +391,34 @@ def test_write_experiment_figures_input_errors(tmp_path):
     no_runs = {"baseline": {**results["models"]["baseline"], "runs": []}}
     with pytest.raises(ValueError, match="'baseline' has no runs"):
         figures.write_experiment_figures({**results, "models": no_runs}, out)
+
+
+def test_experiment_figures_with_an_mctn_row(tmp_path):
+    """MCTN: no bar for the full condition, confusion matrices summed per condition over its runs."""
+    runs = [{"fold": str(fold), "seed": 0, "run_dirs": {
+        c: write_confusion(tmp_path / f"mctn_{c}_{fold}", {c: np.eye(4, dtype=int) * fold}) for c in COLUMNS[:6]}}
+        for fold in (1, 2)]
+    results = {
+        "dataset": "tiny", "metrics": ["ua"], "columns": COLUMNS,
+        "models": {
+            "baseline": {"runs": [{"fold": "1", "seed": 0, "run_dir": write_confusion(
+                tmp_path / "baseline", {c: np.eye(4, dtype=int) for c in COLUMNS if c != "average"})}],
+                "columns": {c: {"ua": cell} for c, cell in fake_columns(0.0).items()}},
+            "mctn": {"runs": runs, "columns": {c: {"ua": cell} for c, cell in fake_columns(0.02).items() if c != "avt"}},
+        },
+    }
+    written = figures.write_experiment_figures(results, str(tmp_path / "out"))
+    assert [os.path.basename(path) for path in written] == ["bars_ua.png", "confusion_baseline.png", "confusion_mctn.png"]
+    for path in written:
+        assert_png(path)
+    label_names, matrices = figures._sum_per_condition_runs(runs)
+    assert label_names == LABELS and list(matrices) == COLUMNS[:6]
+    np.testing.assert_array_equal(matrices["at"], np.eye(4) * 3)
+    for fold in (1, 2):
+        write_confusion(tmp_path / f"mctn_v_{fold}", {"a": np.eye(4, dtype=int)})
+    with pytest.raises(ValueError, match="The runs of condition 'v' hold no confusion matrix of it"):
+        figures._sum_per_condition_runs(runs)
+    write_confusion(tmp_path / "mctn_v_1", {"v": np.eye(4, dtype=int)}, label_names=["w", "x", "y", "z"])
+    write_confusion(tmp_path / "mctn_v_2", {"v": np.eye(4, dtype=int)}, label_names=["w", "x", "y", "z"])
+    with pytest.raises(ValueError, match="The runs of condition 'v' have labels"):
+        figures._sum_per_condition_runs(runs)

@@ -235,3 +235,113 @@ def test_missing_rate_columns_are_summarized_tested_and_tabled(tmp_path):
         json.dump(written["mmin", "1", 0], f)
     with pytest.raises(RunError, match="missing rates"):
         results.aggregate(runs, str(tmp_path), "tiny", ["wa", "ua"])
+
+
+# MCTN: one run per missing condition, assembled into one Table 5 row. ----------------------------
+
+def _write_mctn_run(run, rng):
+    """A hand-made MCTN run tested under its condition only: its confusion matrix and metrics."""
+    labels = rng.integers(0, 4, size=12)
+    predictions = np.where(rng.random(12) < 0.6, labels, rng.integers(0, 4, size=12))
+    matrix = metrics_lib.confusion_matrix(labels, predictions, 4)
+    os.makedirs(run.output_dir, exist_ok=True)
+    scores = metrics_lib.classification_metrics(labels, predictions, 4)
+    metrics = {"model": "mctn", "fold": run.fold, "seed": run.seed, "best_epoch": 1,
+               "conditions": {run.condition: scores}, "missing_mean": scores, "missing_pooled": scores}
+    with open(os.path.join(run.output_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f)
+    with open(os.path.join(run.output_dir, "confusion_matrices.json"), "w") as f:
+        json.dump({"label_names": ["a", "b", "c", "d"], "conditions": {run.condition: matrix.tolist()}}, f)
+    return labels, predictions, scores
+
+
+def test_the_mctn_row_is_assembled_from_its_per_condition_runs(tmp_path):
+    keys = ["baseline", "augmented", "mmin"] + [f"mctn_{c}" for c in MISSING]
+    runs = experiment_plan.plan_runs(keys, FOLDS, SEEDS, str(tmp_path))
+    rng = np.random.default_rng(0)
+    written = {}
+    for run in runs:
+        if run.key.startswith("mctn_"):
+            if (run.key, run.fold, run.seed) != ("mctn_vt", "2", 1):  # that fold and seed is incomplete
+                written[run.condition, run.fold, run.seed] = _write_mctn_run(run, rng)
+        else:
+            _write_metrics(run)
+    aggregated = results.aggregate(runs, str(tmp_path), "tiny", ["wa", "ua"])
+
+    assert list(aggregated["models"]) == ["baseline", "augmented", "mmin", "mctn"]
+    mctn = aggregated["models"]["mctn"]
+    complete = [("1", 0), ("1", 1), ("2", 0)]
+    assert [(r["fold"], r["seed"]) for r in mctn["runs"]] == complete
+    assert mctn["runs"][0]["run_dirs"]["at"] == str(tmp_path / "runs" / "mctn_at" / "fold1" / "seed0")
+    assert list(mctn["columns"]) == list(MISSING) + ["average"]  # no {a,v,t}
+    assert mctn["columns"]["av"]["ua"]["values"] == pytest.approx([written["av", f, s][2]["ua"] for f, s in complete])
+    # Average: the metric over the six runs' test predictions pooled.
+    pooled = []
+    for fold, seed in complete:
+        labels = np.concatenate([written[c, fold, seed][0] for c in MISSING])
+        predictions = np.concatenate([written[c, fold, seed][1] for c in MISSING])
+        pooled.append(metrics_lib.classification_metrics(labels, predictions, 4))
+    for metric in ("wa", "ua"):
+        assert mctn["columns"]["average"][metric]["values"] == pytest.approx([p[metric] for p in pooled])
+    assert {run["model"] for run in aggregated["missing_runs"]} == {"mctn_vt"}
+    # Paired t-tests on Average against the baselines, over the (fold, seed) both have.
+    expected = scipy_stats.ttest_rel(
+        [p["ua"] for p in pooled],
+        [_value("augmented", f, s, "pooled") + 0.001 for f, s in complete])
+    assert set(aggregated["significance"]["mctn"]) == {"average"}
+    assert aggregated["significance"]["mctn"]["average"]["ua"]["vs_augmented"] == pytest.approx(expected.pvalue)
+
+    text = results.to_markdown(aggregated)
+    line = next(line for line in text.splitlines() if line.startswith("| MCTN | UA |"))
+    cells = line.strip("| ").split(" | ")
+    assert cells[-1] == "-" and cells[-2].startswith(f"{mctn['columns']['average']['ua']['mean']:.4f}")
+    assert "MCTN: one model per missing condition" in text
+    rows = list(csv.DictReader(io.StringIO(results.to_csv(aggregated))))
+    mctn_rows = [r for r in rows if r["model"] == "mctn"]
+    assert len(mctn_rows) == 2 * 7 and "avt" not in {r["column"] for r in mctn_rows}
+    average = next(r for r in mctn_rows if (r["metric"], r["column"]) == ("ua", "average"))
+    assert average["n"] == "3" and float(average["p_vs_augmented"]) == pytest.approx(expected.pvalue)
+    results.write_results(aggregated, str(tmp_path))
+    with open(tmp_path / "results.json") as f:
+        assert json.load(f)["models"]["mctn"] == mctn
+
+
+def test_an_experiment_of_mctn_runs_only_and_its_errors(tmp_path):
+    runs = experiment_plan.plan_runs([f"mctn_{c}" for c in MISSING], ["1"], [0], str(tmp_path))
+    rng = np.random.default_rng(1)
+    for run in runs:
+        _write_mctn_run(run, rng)
+    aggregated = results.aggregate(runs, str(tmp_path), "tiny", ["f1"])
+    assert aggregated["columns"] == list(MISSING) + ["average", "avt"]
+    assert aggregated["models"]["mctn"]["columns"]["a"]["f1"]["std"] is None
+    path = os.path.join(runs[0].output_dir, "confusion_matrices.json")
+    with open(path) as f:
+        matrices = json.load(f)
+    with open(path, "w") as f:
+        json.dump({**matrices, "conditions": {"v": matrices["conditions"]["a"]}}, f)
+    with pytest.raises(RunError, match="has no confusion matrix of its condition 'a'"):
+        results.aggregate(runs, str(tmp_path), "tiny", ["f1"])
+    os.remove(path)
+    with pytest.raises(RunError, match="has no confusion_matrices.json: its Average cannot be pooled"):
+        results.aggregate(runs, str(tmp_path), "tiny", ["f1"])
+    # MCTN runs of conditions the other runs were not tested under do not fit.
+    baseline = experiment_plan.plan_runs(["baseline"], ["1"], [0], str(tmp_path))
+    other = dict(_write_metrics(baseline[0]))
+    other["conditions"] = {c: other["conditions"][c] for c in ("a", "v", "t", "avt")}
+    with open(os.path.join(baseline[0].output_dir, "metrics.json"), "w") as f:
+        json.dump(other, f)
+    with pytest.raises(RunError, match=r"MCTN runs of conditions \['at', 'av', 'vt'\] do not fit"):
+        results.aggregate(baseline + runs[1:], str(tmp_path), "tiny", ["f1"])
+
+
+def test_metrics_from_a_confusion_matrix_are_the_metrics_of_its_predictions():
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        size = int(rng.integers(1, 30))
+        labels, predictions = rng.integers(0, int(rng.integers(1, 5)), size), rng.integers(0, 4, size)
+        expected = metrics_lib.classification_metrics(labels, predictions, 5)
+        assert metrics_lib.metrics_from_confusion(metrics_lib.confusion_matrix(labels, predictions, 5)) == (
+            pytest.approx(expected))
+    for bad in (np.zeros((3, 3)), np.ones((2, 3)), -np.eye(2)):
+        with pytest.raises(ValueError, match="Expected a square, non-empty matrix of counts"):
+            metrics_lib.metrics_from_confusion(bad)

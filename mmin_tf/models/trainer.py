@@ -91,7 +91,11 @@ class _Trainer(keras.Model):
         visible.pop(AVAILABILITY)
         return inputs, visible, availability, labels
 
-    def _apply_clipped_gradients(self, tape, loss):
+    def _apply_clipped_gradients(self, tape, loss, rows=None):
+        """Clips each network's gradient of `loss` separately and applies them.
+
+        `rows` (the batch's rows) is accepted for the callers' uniformity; one device is assumed.
+        """
         # Gradients in `trainable_variables` order: the order Keras builds (and restores) the
         # optimizer's slots in.
         variables = self.trainable_variables
@@ -122,7 +126,7 @@ class ClassifierTrainer(_Trainer):
         with tf.GradientTape() as tape:
             logits = self.model(visible, training=True)["logits"]
             loss = losses.classification_loss(labels, logits)
-        self._apply_clipped_gradients(tape, loss)
+        self._apply_clipped_gradients(tape, loss, tf.shape(labels)[0])
         return self._logs({"loss": loss}, labels, logits)
 
 
@@ -279,10 +283,10 @@ class MMINTrainer(_Trainer):
         if CONDITION_MASK in inputs:
             with tf.GradientTape() as tape:
                 terms, outputs, labels = self.compute_grouped_losses(inputs, labels, training=True)
-            self._apply_clipped_gradients(tape, terms["loss"])
+            self._apply_clipped_gradients(tape, terms["loss"], tf.shape(labels)[0])
             return self._logs(terms, labels, outputs["logits"])
         inputs, visible, availability, labels = self._split_inputs(data)
         with tf.GradientTape() as tape:
             terms, outputs = self.compute_losses(inputs, visible, availability, labels, training=True)
-        self._apply_clipped_gradients(tape, terms["loss"])
+        self._apply_clipped_gradients(tape, terms["loss"], tf.shape(labels)[0])
         return self._logs(terms, labels, outputs["logits"])
