@@ -64,7 +64,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mmin_tf import cli, configs  # noqa: E402
+from mmin_tf import configs, seeding  # noqa: E402
 from mmin_tf.callbacks import EpochTimer  # noqa: E402
 from mmin_tf import modalities as modalities_lib  # noqa: E402
 from mmin_tf.data import pipeline, synthetic  # noqa: E402
@@ -284,7 +284,7 @@ def run_setting(name, spreads, args, peak):
         count = sum(1 for _ in train)
         modalities = info.modalities
         # Keras refuses XLA under op determinism.
-        cli.set_seed(args["seed"], op_determinism=args["op_determinism"] and not args["jit_compile"])
+        seeding.set_seed(args["seed"], op_determinism=args["op_determinism"] and not args["jit_compile"])
 
         # Baseline (also the teacher).
         teacher = construction.build_utterance_fusion(modalities, info.num_classes, model_config)

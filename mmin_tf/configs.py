@@ -14,7 +14,13 @@ from typing import Optional
 
 from mmin_tf.data.pipeline import ConditionMode
 from mmin_tf.layers.modality_embedder import EncoderRows
-from mmin_tf.models.initialization import Initialization
+
+
+class Initialization(enum.Enum):
+    """How the trained networks' weights are drawn before training."""
+
+    KERAS = "keras"  # Keras's defaults (Glorot uniform, orthogonal recurrent kernels)
+    ORIGINAL = "original"  # the original PyTorch code's (`mmin_tf.models.initialization`)
 
 
 class ModelKind(enum.Enum):

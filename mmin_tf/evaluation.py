@@ -10,9 +10,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import mmin_tf.models  # noqa: F401  (registers the model classes that `evaluate_run` loads)
 from mmin_tf import configs
 from mmin_tf import metrics as metrics_lib
 from mmin_tf import modalities as modalities_lib
+from mmin_tf import run_dir as run_dir_lib
+from mmin_tf.atomic_files import write_json
 from mmin_tf.data import format as format_lib
 from mmin_tf.data import pipeline
 
@@ -142,41 +145,99 @@ def evaluate_run(run_dir: str, data_dir: Optional[str] = None, output_dir: Optio
     Raises:
         RunError: not a (finished) run, or data that do not fit the model.
     """
-    from mmin_tf import training  # training.py and callbacks.py import this module
-
-    config = configs.TrainConfig.from_json(training.load_run_config(run_dir))
+    config = configs.TrainConfig.from_json(run_dir_lib.load_run_config(run_dir))
     own_data_dir = config.data.data_dir
     data_dir = data_dir or own_data_dir
     if output_dir is None:
         if os.path.abspath(data_dir) != os.path.abspath(own_data_dir):
-            raise training.RunError(
+            raise run_dir_lib.RunError(
                 f"Evaluating {run_dir!r} on {data_dir!r}, not its own dataset {own_data_dir!r}, would "
                 "replace the run's metrics.json; give an output directory"
             )
         output_dir = run_dir
-    best_path = os.path.join(run_dir, training.BEST_MODEL)
-    best_state = os.path.join(run_dir, training.BEST_STATE)
+    best_path = os.path.join(run_dir, run_dir_lib.BEST_MODEL)
+    best_state = os.path.join(run_dir, run_dir_lib.BEST_STATE)
     if not os.path.exists(best_path) or not os.path.exists(best_state):
-        raise training.RunError(
-            f"{run_dir!r} has no best model yet ({training.BEST_MODEL}, {training.BEST_STATE})"
+        raise run_dir_lib.RunError(
+            f"{run_dir!r} has no best model yet ({run_dir_lib.BEST_MODEL}, {run_dir_lib.BEST_STATE})"
         )
     info = format_lib.load_info(data_dir)
     model = keras.saving.load_model(best_path)
     expected = [spec.to_json() for spec in model.modalities]
     received = [spec.to_json() for spec in info.modalities]
     if expected != received:
-        raise training.RunError(
+        raise run_dir_lib.RunError(
             f"{data_dir!r} has modalities {received}, but the model of {run_dir!r} was trained on {expected}"
         )
-    labels_path = os.path.join(run_dir, training.LABELS)
+    labels_path = os.path.join(run_dir, run_dir_lib.LABELS)
     if os.path.exists(labels_path):
         with open(labels_path) as f:
             label_names = json.load(f)
         if label_names != list(info.label_names):
-            raise training.RunError(
+            raise run_dir_lib.RunError(
                 f"{data_dir!r} has labels {list(info.label_names)}, but {run_dir!r} was trained on {label_names}"
             )
     test = pipeline.read_fold_split(data_dir, info, config.data.fold, "test").cache()
-    return training.write_test_metrics(
-        model, config, info, test, training.batching_for(info, config), training.best_epoch(run_dir), output_dir
+    return write_test_metrics(
+        model, config, info, test, batching_for(info, config), run_dir_lib.best_epoch(run_dir), output_dir
     )
+
+
+def batching_for(info: format_lib.DatasetInfo, config: configs.TrainConfig, *, fixed_shapes: bool = False) -> pipeline.Batching:
+    """Batches grouped by the first LSTM modality's length (`Batching`'s sorted windows).
+
+    `fixed_shapes` pads every batch to length boundaries from the dataset's quantiles (for an
+    XLA-compiled step: few shapes to compile); otherwise each batch pads to its longest sequence
+    (fewest encoder steps).
+    """
+    if not config.data.bucket_by_length:
+        return pipeline.Batching(config.data.batch_size)
+    boundaries = {}
+    if fixed_shapes:
+        minimum = {
+            spec.name: max(config.model.text_cnn_kernel_sizes)
+            for spec in info.modalities
+            if spec.encoder is modalities_lib.EncoderKind.TEXT_CNN
+        }
+        boundaries = pipeline.length_boundaries(info, minimum)
+    lstm = [spec.name for spec in info.modalities if spec.encoder is modalities_lib.EncoderKind.LSTM]
+    return pipeline.Batching(
+        config.data.batch_size, boundaries=boundaries,
+        bucket_modality=lstm[0] if lstm else info.modalities[0].name,
+    )
+
+
+def evaluated_conditions(config: configs.TrainConfig, modalities) -> tuple[modalities_lib.Condition, ...]:
+    """The conditions a run is validated and tested under: every evaluation condition (`a v t av at
+    vt avt`), or MCTN's own only (one model per missing condition; it does not serve the others)."""
+    if config.model.kind is configs.ModelKind.MCTN:
+        return (modalities_lib.parse_condition(config.matched_condition, modalities),)
+    return modalities_lib.evaluation_conditions(modalities)
+
+
+def write_test_metrics(model, config: configs.TrainConfig, info, test_examples, batching, epoch: int, output_dir: str) -> dict:
+    """Scores `model` on the test split under every evaluation condition (MCTN: its own;
+    `evaluated_conditions`), and at every `config.evaluation_missing_rates`.
+
+    Writes `confusion_matrices.json` and then `metrics.json` (which marks a run complete) into
+    `output_dir` and returns the metrics: `{"model", "fold", "seed", "best_epoch", "conditions",
+    "missing_mean", "missing_pooled"}` and, with missing rates, `"missing_rates": {rate: {"wa",
+    "ua", "f1", "conditions": {condition: utterances scored under it}}}`.
+    """
+    modalities = info.modalities
+    datasets = {
+        condition.name: pipeline.make_evaluation_dataset(test_examples, modalities, condition, batching)
+        for condition in evaluated_conditions(config, modalities)
+    }
+    predict = prediction_function(model, modalities)
+    report, predictions = evaluate_conditions(predict, datasets, modalities, info.num_classes)
+    result = {"model": config.model.kind.value, "fold": config.data.fold, "seed": config.seed,
+              "best_epoch": epoch, **report}
+    if config.evaluation_missing_rates:
+        result["missing_rates"] = evaluate_missing_rates(
+            predict, test_examples, modalities, info.num_classes, config.evaluation_missing_rates,
+            config.missing_rate_seed, batching)
+    os.makedirs(output_dir, exist_ok=True)
+    write_json(os.path.join(output_dir, run_dir_lib.CONFUSION_MATRICES), confusion_matrices(predictions, info.label_names))
+    write_json(os.path.join(output_dir, run_dir_lib.METRICS), result)
+    return result

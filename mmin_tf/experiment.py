@@ -22,7 +22,7 @@ from absl import app, flags, logging
 from mmin_tf import cli
 from mmin_tf import atomic_files, experiment_plan, figures, results, train
 from mmin_tf.data import format as format_lib
-from mmin_tf.training import RunError
+from mmin_tf.run_dir import RunError
 
 FLAGS = flags.FLAGS
 EXPERIMENT_FLAGS = "experiment.flags"
@@ -45,25 +45,45 @@ _METRICS = flags.DEFINE_list(
     "metrics", None, "Metrics of the tables (default by --selection_metric: ua -> wa,ua; f1 -> f1).")
 
 
+def _shared_training_flags() -> list:
+    shared = [flag for flag in FLAGS.get_flags_for_module(train) if flag.name not in PER_RUN_FLAGS]
+    return sorted((flag for flag in shared if flag.value is not None), key=lambda flag: flag.name)
+
+
 def training_flags() -> str:
     """The training flags shared by every run, one `--name=value` per line."""
-    shared = [flag for flag in FLAGS.get_flags_for_module(train) if flag.name not in PER_RUN_FLAGS]
-    return "".join(flag.serialize() + "\n" for flag in sorted(shared, key=lambda flag: flag.name) if flag.value is not None)
+    return "".join(flag.serialize() + "\n" for flag in _shared_training_flags())
+
+
+def _flag_name(line: str) -> str:
+    name = line.split("=", 1)[0].lstrip("-")
+    return name[2:] if "=" not in line and name.startswith("no") else name
 
 
 def write_experiment_flags(output_dir: str) -> str:
-    """Writes experiment.flags, or checks that an existing one holds the same flags."""
+    """Writes experiment.flags, or checks that an existing one holds the same flags.
+
+    A flag missing from an existing file but at its default here (a flag this version of mmin_tf
+    added) is no difference: the file is rewritten with it; any other difference is an error.
+    """
     path = os.path.join(output_dir, EXPERIMENT_FLAGS)
     text = training_flags()
     if os.path.exists(path):
         with open(path) as f:
             previous = f.read()
         if previous != text:
-            changed = sorted(set(previous.splitlines()) ^ set(text.splitlines()))
-            raise RunError(
-                f"{output_dir!r} holds an experiment with other training flags (differences: {changed}); "
-                "use another --output_dir"
-            )
+            previous_names = {_flag_name(line) for line in previous.splitlines()}
+            added_at_default = {
+                flag.serialize() for flag in _shared_training_flags()
+                if flag.name not in previous_names and flag.value == flag.default
+            }
+            changed = sorted((set(previous.splitlines()) ^ set(text.splitlines())) - added_at_default)
+            if changed:
+                raise RunError(
+                    f"{output_dir!r} holds an experiment with other training flags (differences: {changed}); "
+                    "use another --output_dir"
+                )
+            atomic_files.write_text(path, text)
         return path
     os.makedirs(output_dir, exist_ok=True)
     atomic_files.write_text(path, text)  # shards may start at the same time: pid-named temp files

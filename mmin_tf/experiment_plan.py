@@ -28,7 +28,7 @@ from absl import logging
 
 from mmin_tf import modalities as modalities_lib
 from mmin_tf.configs import ModelKind
-from mmin_tf.training import METRICS, RunError
+from mmin_tf.run_dir import METRICS, RunError
 
 RUNS_DIR = "runs"
 MATCHED_PREFIX = f"{ModelKind.MATCHED.value}_"

@@ -19,7 +19,7 @@ import os
 
 from absl import flags, logging
 
-from mmin_tf import cli
+from mmin_tf import cli, seeding
 from mmin_tf.data import media_manifest
 from mmin_tf.extraction import flags as extraction_flags
 from mmin_tf.extraction import media_dataset
@@ -33,7 +33,7 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed (extraction draws nothing at rando
 
 
 def main(argv):
-    cli.set_seed(_SEED.value)
+    seeding.set_seed(_SEED.value)
     records = list(media_manifest.read_media_manifest(_MANIFEST.value))
     columns = media_manifest.read_header(_MANIFEST.value)
     available = [name for name, column in media_dataset.COLUMN_OF.items() if column in columns]

@@ -27,6 +27,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 from mmin_tf import atomic_files
+from mmin_tf import run_dir as run_dir_lib
 from mmin_tf.modalities import condition_label
 
 CONFUSION_MATRICES = "confusion_matrices.json"
@@ -264,13 +265,11 @@ def _sum_per_condition_runs(runs) -> tuple[list[str], dict[str, np.ndarray]]:
 
 
 def _teacher_path(run_dir: str, config: dict) -> str:
-    from mmin_tf import training
-
-    own = os.path.join(run_dir, "teacher", training.BEST_MODEL)
+    own = os.path.join(run_dir, "teacher", run_dir_lib.BEST_MODEL)
     if os.path.isdir(os.path.join(run_dir, "teacher")):
         path = own
     elif config.get("pretrained_dir"):
-        path = os.path.join(config["pretrained_dir"], training.BEST_MODEL)
+        path = os.path.join(config["pretrained_dir"], run_dir_lib.BEST_MODEL)
     else:
         raise FileNotFoundError(
             f"MMIN run {run_dir!r} has no teacher: neither {os.path.join(run_dir, 'teacher')} "
@@ -326,14 +325,13 @@ def imagination_embeddings(
 
     from mmin_tf import evaluation
     from mmin_tf import modalities as modalities_lib
-    from mmin_tf import training
     from mmin_tf.configs import ModelKind
     from mmin_tf.data import format as format_lib
     from mmin_tf.data import pipeline
 
     if isinstance(max_utterances, bool) or not isinstance(max_utterances, int) or max_utterances < 1:
         raise ValueError(f"`max_utterances` must be a positive int. Received: {max_utterances!r}")
-    config = training.load_run_config(run_dir)
+    config = run_dir_lib.load_run_config(run_dir)
     kind = config["model"]["kind"]
     if not ModelKind(kind).is_mmin:
         mmin_kinds = [k.value for k in ModelKind if k.is_mmin]
@@ -365,7 +363,7 @@ def imagination_embeddings(
 
     selected = of_speaker.cache()  # read once per condition below
     teacher_path = _teacher_path(run_dir, config)
-    model = _load_model(os.path.join(run_dir, training.BEST_MODEL))
+    model = _load_model(os.path.join(run_dir, run_dir_lib.BEST_MODEL))
     teacher = _load_model(teacher_path)
     modalities = tuple(info.modalities)
     names = [spec.name for spec in modalities]

@@ -15,7 +15,7 @@ import os
 
 from absl import app, flags
 
-from mmin_tf import cli
+from mmin_tf import cli, seeding
 from mmin_tf.export import saved_model
 from mmin_tf.serving import media_inputs
 
@@ -47,7 +47,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     import tensorflow as tf
 
-    cli.set_seed(_SEED.value)
+    seeding.set_seed(_SEED.value)
     directory = version_dir(_MODEL_DIR.value)
     front_end = media_inputs.MediaFrontEnd(
         media_inputs.read_extraction(directory), _BERT_PRESET.value, _FACE_MODEL.value,

@@ -51,7 +51,7 @@ from mmin_tf.data.format import fold_sort_key
 from mmin_tf.metrics import metrics_from_confusion
 from mmin_tf.modalities import condition_label
 from mmin_tf.experiment_plan import MATCHED_PREFIX, Run
-from mmin_tf.training import CONFUSION_MATRICES, METRICS, RunError
+from mmin_tf.run_dir import CONFUSION_MATRICES, METRICS, RunError
 
 AVERAGE = "average"
 SUMMARY = "missing_pooled"  # the metrics.json entry shown as "Average"

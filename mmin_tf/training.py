@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from mmin_tf import cli
+from mmin_tf import seeding
 from mmin_tf import modalities as modalities_lib
 from mmin_tf.atomic_files import write_json
 from mmin_tf.callbacks import ConditionValidation, EpochTimer
@@ -40,60 +40,25 @@ from mmin_tf.configs import ModelKind, TrainConfig
 from mmin_tf.data import format as format_lib
 from mmin_tf.data import pipeline
 from mmin_tf.evaluation import (
-    confusion_matrices,
-    evaluate_conditions,
-    evaluate_missing_rates,
+    batching_for,
+    evaluated_conditions,
     model_input_signature,
-    prediction_function,
+    write_test_metrics,
 )
 from mmin_tf.models import construction
 from mmin_tf.models.trainer import ClassifierTrainer
-
-METRICS = "metrics.json"
-CONFIG = "config.json"
-BEST_MODEL = "best.keras"
-BEST_STATE = "best.json"
-CONFUSION_MATRICES = "confusion_matrices.json"
-NORMALIZATION = "normalization.json"
-LABELS = "labels.json"
-EXTRACTION = "extraction.json"
-
-
-class RunError(ValueError):
-    """A run directory or pretrained run that cannot be used as asked."""
-
-
-def load_run_config(run_dir: str) -> dict:
-    path = os.path.join(run_dir, CONFIG)
-    if not os.path.exists(path):
-        raise RunError(f"{run_dir!r} is not an mmin_tf run directory: {CONFIG} not found")
-    with open(path) as f:
-        return json.load(f)
-
-
-def batching_for(info: format_lib.DatasetInfo, config: TrainConfig, *, fixed_shapes: bool = False) -> pipeline.Batching:
-    """Batches grouped by the first LSTM modality's length (`Batching`'s sorted windows).
-
-    `fixed_shapes` pads every batch to length boundaries from the dataset's quantiles (for an
-    XLA-compiled step: few shapes to compile); otherwise each batch pads to its longest sequence
-    (fewest encoder steps).
-    """
-    if not config.data.bucket_by_length:
-        return pipeline.Batching(config.data.batch_size)
-    boundaries = {}
-    if fixed_shapes:
-        minimum = {
-            spec.name: max(config.model.text_cnn_kernel_sizes)
-            for spec in info.modalities
-            if spec.encoder is modalities_lib.EncoderKind.TEXT_CNN
-        }
-        boundaries = pipeline.length_boundaries(info, minimum)
-    lstm = [spec.name for spec in info.modalities if spec.encoder is modalities_lib.EncoderKind.LSTM]
-    return pipeline.Batching(
-        config.data.batch_size, boundaries=boundaries,
-        bucket_modality=lstm[0] if lstm else info.modalities[0].name,
-    )
-
+from mmin_tf.run_dir import (
+    BEST_MODEL,
+    BEST_STATE,
+    CONFIG,
+    EXTRACTION,
+    LABELS,
+    METRICS,
+    NORMALIZATION,
+    RunError,
+    best_epoch,
+    load_run_config,
+)
 
 def _check_config(output_dir: str, config: TrainConfig) -> None:
     """Writes config.json, or checks that an existing run in `output_dir` has the same settings."""
@@ -233,48 +198,6 @@ def groups_conditions(config: TrainConfig) -> bool:
     return config.model.kind.is_mmin and config.resolved_condition_mode is pipeline.ConditionMode.ALL
 
 
-def best_epoch(run_dir: str) -> int:
-    """The epoch whose model is `best.keras`, from `best.json`."""
-    with open(os.path.join(run_dir, BEST_STATE)) as f:
-        return json.load(f)["epoch"]
-
-
-def evaluated_conditions(config: TrainConfig, modalities) -> tuple[modalities_lib.Condition, ...]:
-    """The conditions a run is validated and tested under: every evaluation condition (`a v t av at
-    vt avt`), or MCTN's own only (one model per missing condition; it does not serve the others)."""
-    if config.model.kind is ModelKind.MCTN:
-        return (modalities_lib.parse_condition(config.matched_condition, modalities),)
-    return modalities_lib.evaluation_conditions(modalities)
-
-
-def write_test_metrics(model, config: TrainConfig, info, test_examples, batching, epoch: int, output_dir: str) -> dict:
-    """Scores `model` on the test split under every evaluation condition (MCTN: its own;
-    `evaluated_conditions`), and at every `config.evaluation_missing_rates`.
-
-    Writes `confusion_matrices.json` and then `metrics.json` (which marks a run complete) into
-    `output_dir` and returns the metrics: `{"model", "fold", "seed", "best_epoch", "conditions",
-    "missing_mean", "missing_pooled"}` and, with missing rates, `"missing_rates": {rate: {"wa",
-    "ua", "f1", "conditions": {condition: utterances scored under it}}}`.
-    """
-    modalities = info.modalities
-    datasets = {
-        condition.name: pipeline.make_evaluation_dataset(test_examples, modalities, condition, batching)
-        for condition in evaluated_conditions(config, modalities)
-    }
-    predict = prediction_function(model, modalities)
-    report, predictions = evaluate_conditions(predict, datasets, modalities, info.num_classes)
-    result = {"model": config.model.kind.value, "fold": config.data.fold, "seed": config.seed,
-              "best_epoch": epoch, **report}
-    if config.evaluation_missing_rates:
-        result["missing_rates"] = evaluate_missing_rates(
-            predict, test_examples, modalities, info.num_classes, config.evaluation_missing_rates,
-            config.missing_rate_seed, batching)
-    os.makedirs(output_dir, exist_ok=True)
-    write_json(os.path.join(output_dir, CONFUSION_MATRICES), confusion_matrices(predictions, info.label_names))
-    write_json(os.path.join(output_dir, METRICS), result)
-    return result
-
-
 def _restore_backup(trainer: keras.Model, backup: keras.callbacks.BackupAndRestore) -> int:
     """Restores `backup`'s last state (weights, optimizer, random states) into `trainer` now and
     returns the batches it had trained (0 without a backup), so the data stream can continue
@@ -322,9 +245,9 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
             run_training(teacher_run)
         # Seeded before loading as well: the teacher's dropout generators (unused: it is frozen)
         # draw their seeds as it loads, and they are part of the trainer's saved state.
-        cli.set_seed(config.seed, op_determinism=not config.jit_compile)
+        seeding.set_seed(config.seed, op_determinism=not config.jit_compile)
         teacher = load_teacher(pretrained_dir, config, info)
-    cli.set_seed(config.seed, op_determinism=not config.jit_compile)
+    seeding.set_seed(config.seed, op_determinism=not config.jit_compile)
     with dtype_policy(config.mixed_precision):
         return _train_and_test(config, info, teacher, extra_callbacks)
 

@@ -172,6 +172,27 @@ def test_experiment_flags_must_not_change(experiment, tmp_path):
             experiment.write_experiment_flags(str(tmp_path))
 
 
+def test_experiment_flags_added_at_their_defaults_are_no_difference(experiment, tmp_path):
+    if not FLAGS.is_parsed():
+        FLAGS.mark_as_parsed()
+    path = os.path.join(str(tmp_path), "experiment.flags")
+    with flagsaver.flagsaver(**tiny_runs.TINY_FLAGS):
+        experiment.write_experiment_flags(str(tmp_path))
+        with open(path) as f:
+            complete = f.read()
+        older = "".join(line + "\n" for line in complete.splitlines() if not line.startswith("--mctn_"))
+        with open(path, "w") as f:
+            f.write(older)  # an experiment started before the --mctn_* flags existed
+        experiment.write_experiment_flags(str(tmp_path))
+        with open(path) as f:
+            assert f.read() == complete
+        with open(path, "w") as f:
+            f.write(older)
+    with flagsaver.flagsaver(**{**tiny_runs.TINY_FLAGS, "mctn_steps": 7}):
+        with pytest.raises(RunError, match=r"differences: \['--mctn_steps=7'\]"):
+            experiment.write_experiment_flags(str(tmp_path))
+
+
 def test_a_shard_without_runs_trains_and_aggregates_nothing(experiment, data_dir, tmp_path):
     _main(experiment, data_dir=data_dir, output_dir=str(tmp_path), models=["baseline"], folds=["1"], seeds=1,
           num_shards=2, shard_index=1)

@@ -1,7 +1,6 @@
 """Training and testing on data that really lack modalities, and the missing-rate protocol."""
 
 import json
-import os
 
 import numpy as np
 import pytest

@@ -27,7 +27,7 @@ from absl import logging
 from mmin_tf import modalities as modalities_lib
 from mmin_tf.data import format as format_lib
 from mmin_tf.evaluation import model_input_signature
-from mmin_tf.training import BEST_MODEL, EXTRACTION, LABELS, METRICS, RunError, load_run_config
+from mmin_tf.run_dir import BEST_MODEL, EXTRACTION, LABELS, METRICS, RunError, load_run_config
 
 SERVING_SIGNATURE = "serving_default"
 EXAMPLES_SIGNATURE = "serve_examples"

@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from mmin_tf import atomic_files, cli, losses
+from mmin_tf import atomic_files, cli, losses, seeding
 from mmin_tf.features import ferplus
 from mmin_tf.features.denseface import Denseface
 
@@ -287,7 +287,7 @@ def train_face_model(config: FaceTrainingConfig) -> dict:
         DataError: bad FER+ files (see `ferplus.read_ferplus`).
         ValueError: a split without images, or fewer training images than one batch.
     """
-    cli.set_seed(config.seed)
+    seeding.set_seed(config.seed)
     model = config.build_model()
     splits = ferplus.read_ferplus(config.fer2013_csv, config.ferplus_csv)
     summary = {name: split.summary() for name, split in splits.items()}

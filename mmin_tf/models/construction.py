@@ -77,7 +77,7 @@ def build_utterance_fusion(
 
 def _initialize(layer, config: ModelConfig) -> None:
     """Redraws `layer`'s weights by `config.initialization`, seeded from NumPy's global generator
-    (which `cli.set_seed` seeds), so a run's seed fixes them."""
+    (which `seeding.set_seed` seeds), so a run's seed fixes them."""
     if config.initialization is not initialization.Initialization.KERAS:
         initialization.initialize(layer, config.initialization, seed=int(np.random.randint(2**31 - 1)))
 

@@ -17,17 +17,10 @@ teacher, here as there).
 
 from __future__ import annotations
 
-import enum
-
 import keras
 import numpy as np
 
-
-class Initialization(enum.Enum):
-    """How the trained networks' weights are drawn before training."""
-
-    KERAS = "keras"  # Keras's defaults (see the module docstring)
-    ORIGINAL = "original"  # the original PyTorch code's Kaiming-normal / nn.LSTM initialisation
+from mmin_tf.configs import Initialization
 
 
 def initialize(layer: keras.layers.Layer, scheme: Initialization, seed: int) -> None:
