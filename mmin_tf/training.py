@@ -198,7 +198,15 @@ def groups_conditions(config: TrainConfig) -> bool:
     return config.model.kind.is_mmin and config.resolved_condition_mode is pipeline.ConditionMode.ALL
 
 
-def _restore_backup(trainer: keras.Model, backup: keras.callbacks.BackupAndRestore) -> int:
+# Keras BackupAndRestore's files (`double_checkpoint=True` keeps each one's previous copy as `.bkp`).
+_BACKUP_FILES = ("latest.weights.h5", "training_metadata.json")
+
+
+class _UnusableBackup(Exception):
+    """Neither the backup nor the one before it loads: the run was killed while writing its first."""
+
+
+def _restore_backup(trainer: keras.Model, backup: keras.callbacks.BackupAndRestore, backup_dir: str) -> int:
     """Restores `backup`'s last state (weights, optimizer, random states) into `trainer` now and
     returns the batches it had trained (0 without a backup), so the data stream can continue
     where the interrupted run stopped; `fit` restores the same state again as it begins.
@@ -206,9 +214,25 @@ def _restore_backup(trainer: keras.Model, backup: keras.callbacks.BackupAndResto
     Read here, not by the stream when `fit` first draws from it: in a compiled step the
     optimizer's counter is incremented concurrently with the fetch of the step's batch, so such a
     read sees 0 or 1 at random (measured: it usually saw 1 in a fresh run).
+
+    A torn backup file (a kill while it was written) falls back to the previous backup (`.bkp`):
+    Keras does so for the weights file only, so a torn `training_metadata.json` is handled here.
+    With no loadable backup at all, `_UnusableBackup` is raised.
     """
     backup.set_model(trainer)
-    backup.on_train_begin()
+    try:
+        backup.on_train_begin()
+    except (OSError, ValueError) as error:  # h5 errors are OSErrors, torn JSON a ValueError
+        previous = [os.path.join(backup_dir, name) for name in _BACKUP_FILES]
+        if not all(os.path.exists(path + ".bkp") for path in previous):
+            raise _UnusableBackup(f"{backup_dir}: {error}") from error
+        logging.warning("%s: the last backup does not load (%s); resuming from the one before it", backup_dir, error)
+        for path in previous:
+            shutil.copyfile(path + ".bkp", path)
+        try:
+            backup.on_train_begin()
+        except (OSError, ValueError) as second:
+            raise _UnusableBackup(f"{backup_dir}: {error}; its previous backup: {second}") from second
     return int(trainer.optimizer.iterations.numpy())
 
 
@@ -248,8 +272,15 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
         seeding.set_seed(config.seed, op_determinism=not config.jit_compile)
         teacher = load_teacher(pretrained_dir, config, info)
     seeding.set_seed(config.seed, op_determinism=not config.jit_compile)
-    with dtype_policy(config.mixed_precision):
-        return _train_and_test(config, info, teacher, extra_callbacks)
+    try:
+        with dtype_policy(config.mixed_precision):
+            return _train_and_test(config, info, teacher, extra_callbacks)
+    except _UnusableBackup as error:
+        # Killed while its first backup was written: nothing trained is kept, so it starts over,
+        # seeded as any fresh start (the teacher, complete now, is not retrained).
+        logging.warning("%s; training %s from the start", error, config.output_dir)
+        shutil.rmtree(os.path.join(config.output_dir, "backup"))
+        return run_training(config, extra_callbacks)
 
 
 @contextlib.contextmanager
@@ -329,7 +360,7 @@ def _train_and_test(
     backup_dir = os.path.join(config.output_dir, "backup")
     # Two backups kept: a kill while one is written (a torn weights file) falls back to the other.
     backup = keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True, delete_checkpoint=False)
-    train_dataset = pipeline.repeat_epochs(train_dataset, batching, _restore_backup(trainer, backup))
+    train_dataset = pipeline.repeat_epochs(train_dataset, batching, _restore_backup(trainer, backup, backup_dir))
     if not os.path.exists(backup_dir):  # a fresh start: forget any earlier run's best epoch
         for stale in (best_path, os.path.join(config.output_dir, BEST_STATE)):
             if os.path.exists(stale):

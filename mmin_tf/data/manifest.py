@@ -72,13 +72,14 @@ def manifest_labels(path: str) -> list[str]:
     `dataset.json`'s `label_names`)."""
     if not os.path.isfile(path):
         raise DataError(f"Manifest {path} not found")
+    _check_text(path)
     with _open(path) as f:
-        rows = csv.reader(f)
+        rows = _csv_rows(path, f)
         header = [column.strip() for column in next(rows, [])]
         if LABEL not in header:
             raise DataError(f"Manifest {path} line 1: no {LABEL!r} column. Received: {header}")
         column = header.index(LABEL)
-        labels = {row[column].strip() for row in rows if len(row) > column and row[column].strip()}
+        labels = {row[column].strip() for _, row in rows if len(row) > column and row[column].strip()}
     if not labels:
         raise DataError(f"Manifest {path} has no labelled rows")
     return sorted(labels)
@@ -89,11 +90,40 @@ def _open(path: str):
     return open(path, newline="", encoding="utf-8-sig")
 
 
+def _check_text(path: str) -> None:
+    """Raises `DataError` naming the first line of `path` that is not UTF-8 (read line by line)."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    f"Manifest {path} line {number}: not UTF-8 text (byte {line[error.start]:#04x} at column "
+                    f"{error.start + 1}); save the manifest as UTF-8") from None
+
+
+def _csv_rows(path: str, f):
+    """The header (a list), then `(line number, cells)` per row: the csv reader's errors (a NUL
+    byte, a field over the size limit) become `DataError`s naming the line."""
+    reader = csv.reader(f)
+    first = True
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise DataError(f"Manifest {path} line {reader.line_num}: cannot be read as CSV ({error})") from None
+        yield row if first else (reader.line_num, row)
+        first = False
+
+
 def _read_header(path: str, modalities: Sequence[modalities_lib.ModalitySpec]) -> list[str]:
     if not os.path.isfile(path):
         raise DataError(f"Manifest {path} not found")
+    _check_text(path)
     with _open(path) as f:
-        header = next(csv.reader(f), None)
+        header = next(_csv_rows(path, f), None)
     if header is None:
         raise DataError(f"Manifest {path} is empty; line 1 must be the header")
     header = [column.strip() for column in header]
@@ -125,10 +155,9 @@ def _read_rows(
     base_dir = os.path.dirname(os.path.abspath(path))
     label_index = {name: index for index, name in enumerate(label_names)}
     with _open(path) as f:
-        reader = csv.reader(f)
-        next(reader)  # The header, checked by _read_header.
-        for row in reader:
-            line = reader.line_num
+        rows = _csv_rows(path, f)
+        next(rows)  # The header, checked by _read_header.
+        for line, row in rows:
             if not any(cell.strip() for cell in row):
                 continue  # Blank line.
             where = f"Manifest {path} line {line}"

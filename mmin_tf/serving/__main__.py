@@ -1,7 +1,7 @@
 """Serves an exported MMIN with KServe's model server, speaking TF Serving's REST predict API.
 
     python -m mmin_tf.serving --model_name=mmin --model_base_path=saved_models/mmin --port=8501 \
-        [--poll_seconds=1 --max_request_bytes=134217728] \
+        [--poll_seconds=1 --max_request_bytes=134217728 --enable_batching] \
         [--bert_preset=models/bert_large_en_uncased --face_model=models/face.keras]
 
 then `POST http://127.0.0.1:8501/v1/models/mmin:predict` as with
@@ -25,6 +25,12 @@ _POLL_SECONDS = flags.DEFINE_float(
 _MAX_REQUEST_BYTES = flags.DEFINE_integer(
     "max_request_bytes", 128 * 2 ** 20, "Largest request body; larger ones get HTTP 413. The default fits a raw-media "
     "request with audio and video at the default --max_media_bytes (base64).", lower_bound=1)
+_ENABLE_BATCHING = flags.DEFINE_bool(
+    "enable_batching", False, "Merge concurrent serving_default requests into one model call (TF Serving's flag; "
+    "benchmarks/README.md has the measured effect).")
+_MAX_BATCH_SIZE = flags.DEFINE_integer("max_batch_size", 8, "With batching: examples per merged call.", lower_bound=1)
+_BATCH_TIMEOUT_MS = flags.DEFINE_float(
+    "batch_timeout_ms", 2.0, "With batching: the longest a request waits for others to join it.", lower_bound=0)
 _BERT_PRESET = flags.DEFINE_string("bert_preset", None, "BERT preset for raw-media transcripts (the training one).")
 _FACE_MODEL = flags.DEFINE_string("face_model", None, "Face model for raw-media videos (the training one).")
 _MAX_MEDIA_BYTES = flags.DEFINE_integer("max_media_bytes", 50 * 2 ** 20, "Largest audio or video file of a request.")
@@ -36,12 +42,16 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     # KServe parses sys.argv when imported: import it only after absl has read the flags.
     from mmin_tf.serving import http
+    from mmin_tf.serving.batching import BatchingOptions
     from mmin_tf.serving.media_inputs import MediaLimits
-    from mmin_tf.serving.predictor import SavedModelPredictor
+    from mmin_tf.serving.predictor import BatchingPredictor, SavedModelPredictor
 
-    predictor = SavedModelPredictor(
-        _MODEL_NAME.value, _MODEL_BASE_PATH.value, bert_preset=_BERT_PRESET.value, face_model=_FACE_MODEL.value,
-        media_limits=MediaLimits(max_bytes=_MAX_MEDIA_BYTES.value, max_seconds=_MAX_MEDIA_SECONDS.value))
+    options = dict(bert_preset=_BERT_PRESET.value, face_model=_FACE_MODEL.value,
+                   media_limits=MediaLimits(max_bytes=_MAX_MEDIA_BYTES.value, max_seconds=_MAX_MEDIA_SECONDS.value))
+    if _ENABLE_BATCHING.value:
+        options["batching"] = BatchingOptions(_MAX_BATCH_SIZE.value, _BATCH_TIMEOUT_MS.value)
+    predictor = (BatchingPredictor if _ENABLE_BATCHING.value else SavedModelPredictor)(
+        _MODEL_NAME.value, _MODEL_BASE_PATH.value, **options)
     predictor.watch(_POLL_SECONDS.value)
     http.rest_server(predictor, _HOST.value, _PORT.value, _MAX_REQUEST_BYTES.value).run()
 

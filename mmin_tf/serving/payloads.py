@@ -19,13 +19,13 @@ import binascii
 import dataclasses
 import re
 import reprlib
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import numpy as np
 import tensorflow as tf
 
 from mmin_tf.data import format as format_lib
-from mmin_tf.export.saved_model import EXAMPLES_SIGNATURE, SERVING_SIGNATURE
+from mmin_tf.export.saved_model import NO_MODALITY_MESSAGE, SERVING_SIGNATURE
 
 LENGTH_SUFFIX = "_length"
 _INT32 = np.iinfo(np.int32)
@@ -122,6 +122,23 @@ def tensors(signature, named: Mapping, modalities: tuple[FeatureInput, ...]) -> 
         if spec.name in arrays and spec.length_key in arrays:
             _check_frames(spec, arrays[spec.name], arrays[spec.length_key])
     return arrays
+
+
+def check_lengths(arrays: Mapping[str, np.ndarray], modalities: tuple[FeatureInput, ...]) -> None:
+    """The model's own checks of `serving_default` lengths, in numpy, with its messages: needed
+    before requests are merged (`batching`), where the model would see the padded time."""
+    present = np.zeros(len(arrays[modalities[0].length_key]), bool)
+    for spec in modalities:
+        lengths = arrays[spec.length_key]
+        if np.any(lengths < 0):
+            raise PayloadError(f"{spec.length_key} must be >= 0; received {lengths.tolist()[:10]}")
+        if np.any(lengths > arrays[spec.name].shape[1]):
+            raise PayloadError(
+                f"{spec.length_key} exceeds the time dimension of {spec.name} ({arrays[spec.name].shape[1]}); "
+                f"received {lengths.tolist()[:10]}")
+        present |= lengths > 0
+    if not np.all(present):
+        raise PayloadError(f"Examples at batch positions {np.nonzero(~present)[0][:10].tolist()} {NO_MODALITY_MESSAGE}")
 
 
 def check_examples(serialized: np.ndarray, modalities: tuple[FeatureInput, ...]) -> None:

@@ -21,6 +21,7 @@ then says which modalities were missing and why (`missing_modalities`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import dataclasses
@@ -35,6 +36,7 @@ from absl import logging
 from kserve.errors import InvalidInput, ModelNotReady
 
 from mmin_tf.export import saved_model
+from mmin_tf.serving import batching as batching_lib
 from mmin_tf.serving import media_inputs, payloads, versions
 
 VERSION_HEADER = "x-model-version"
@@ -62,7 +64,8 @@ def _media_request(index: int, instance: dict) -> media_inputs.MediaRequest:
     known = set(media_inputs.MEDIA_FIELDS) | {"start", "end", "face_region"}
     unknown = sorted(str(key) for key in set(instance) - known)
     if unknown:
-        raise media_inputs.MediaInputError(f"{where}: unknown fields {unknown}; a raw-media instance has {sorted(known)}")
+        raise media_inputs.MediaInputError(
+            f"{where}: unknown fields {unknown}; a raw-media instance has {sorted(known)}")
     fields = {}
     for field in (media_inputs.AUDIO, media_inputs.VIDEO):
         value = instance.get(field)
@@ -192,32 +195,80 @@ class SavedModelPredictor(kserve.Model):
         """Answers a `PinnedRequest` (or a request body, pinned now); names the version that
         answered in `response_headers[VERSION_HEADER]`."""
         request = payload if isinstance(payload, PinnedRequest) else self.preprocess(payload)
-        served = request.version
+        name, arrays, row_format = self.checked_inputs(request)
         try:
-            response = self._predict(served, request.payload)
+            outputs = self._call(request.version.signatures[name], arrays)
+        except tf.errors.InvalidArgumentError as error:
+            raise InvalidInput(payloads.tf_error_message(error.message)) from None
+        return self._respond(request, outputs, row_format, response_headers)
+
+    def checked_inputs(self, request: PinnedRequest) -> tuple[str, dict, bool]:
+        """The signature name, the checked input arrays and whether the answer is in row format."""
+        served, payload = request.version, request.payload
+        try:
+            if not isinstance(payload, dict):
+                raise payloads.PayloadError(
+                    f"The request body must be a JSON object; received {payloads.quote(payload)}")
+            name = payloads.signature_name(payload, served.signatures)
+            named, row_format = payloads.columns(payload, served.signatures[name])
+            modalities = payloads.feature_inputs(served.signatures)
+            arrays = payloads.tensors(served.signatures[name], named, modalities)
+            if name == saved_model.EXAMPLES_SIGNATURE:
+                payloads.check_examples(arrays["examples"], modalities)
         except payloads.PayloadError as error:
             raise InvalidInput(str(error)) from None
+        return name, arrays, row_format
+
+    @staticmethod
+    def _call(signature, arrays: dict) -> dict:
+        outputs = signature(**{key: tf.constant(value) for key, value in arrays.items()})
+        return {key: value.numpy() for key, value in outputs.items()}
+
+    @staticmethod
+    def _respond(request: PinnedRequest, outputs: dict, row_format: bool, response_headers) -> dict:
         if request.missing_modalities is not None:  # raw media: answered in row format
-            outputs = response["outputs"]
-            response = {"predictions": [
-                {**{key: value[row] for key, value in outputs.items()}, "missing_modalities": reasons}
-                for row, reasons in enumerate(request.missing_modalities)]}
+            rows = payloads.response(outputs, True)["predictions"]
+            response = {"predictions": [{**prediction, "missing_modalities": reasons}
+                                        for prediction, reasons in zip(rows, request.missing_modalities)]}
+        else:
+            response = payloads.response(outputs, row_format)
         if response_headers is not None:
-            response_headers[VERSION_HEADER] = str(served.version)
+            response_headers[VERSION_HEADER] = str(request.version.version)
         return response
 
-    def _predict(self, served: versions.ServedVersion, payload) -> dict:
-        if not isinstance(payload, dict):
-            raise payloads.PayloadError(f"The request body must be a JSON object; received {payloads.quote(payload)}")
-        name = payloads.signature_name(payload, served.signatures)
-        signature = served.signatures[name]
-        named, row_format = payloads.columns(payload, signature)
-        modalities = payloads.feature_inputs(served.signatures)
-        arrays = payloads.tensors(signature, named, modalities)
-        if name == saved_model.EXAMPLES_SIGNATURE:
-            payloads.check_examples(arrays["examples"], modalities)
+
+class BatchingPredictor(SavedModelPredictor):
+    """`SavedModelPredictor` that merges concurrent `serving_default` requests into one model call
+    (`batching`; the server's `--enable_batching`). Its `predict` is a coroutine: the event loop
+    reads and checks the next requests while a batch runs. Other signatures run in a thread.
+
+    Args:
+        batching: `batching.BatchingOptions`.
+        **kwargs: as `SavedModelPredictor`'s.
+    """
+
+    def __init__(self, name: str, model_base_path: str,
+                 batching: batching_lib.BatchingOptions = batching_lib.BatchingOptions(), **kwargs):
+        super().__init__(name, model_base_path, **kwargs)
+        self.batcher = batching_lib.Batcher(batching)
+
+    async def predict(self, payload, headers=None, response_headers=None):
+        request = payload if isinstance(payload, PinnedRequest) else self.preprocess(payload)
+        name, arrays, row_format = self.checked_inputs(request)
         try:
-            outputs = signature(**{key: tf.constant(value) for key, value in arrays.items()})
+            if name == saved_model.SERVING_SIGNATURE:
+                try:
+                    payloads.check_lengths(arrays, payloads.feature_inputs(request.version.signatures))
+                except payloads.PayloadError as error:
+                    raise InvalidInput(str(error)) from None
+                outputs = await asyncio.wrap_future(self.batcher.submit(request.version, arrays))
+            else:
+                outputs = await asyncio.get_running_loop().run_in_executor(
+                    None, self._call, request.version.signatures[name], arrays)
         except tf.errors.InvalidArgumentError as error:
-            raise payloads.PayloadError(payloads.tf_error_message(error.message)) from None
-        return payloads.response({key: value.numpy() for key, value in outputs.items()}, row_format)
+            raise InvalidInput(payloads.tf_error_message(error.message)) from None
+        return self._respond(request, outputs, row_format, response_headers)
+
+    def stop(self):
+        self.batcher.stop()
+        super().stop()

@@ -23,6 +23,7 @@ version that loads and warms up:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import re
 import threading
@@ -108,18 +109,22 @@ def warm_up(path: str, signatures: Mapping[str, Any]) -> int:
 
     count = 0
     try:
-        for record in tf.data.TFRecordDataset(warmup_file).as_numpy_iterator():
+        records = tf.data.TFRecordDataset(warmup_file).as_numpy_iterator()
+        records = list(itertools.islice(records, MAX_WARMUP_RECORDS + 1))
+        if len(records) > MAX_WARMUP_RECORDS:
+            raise VersionLoadError(f"{WARMUP_FILE} has more than {MAX_WARMUP_RECORDS} records (TF Serving's limit)")
+        for record in records:
             count += 1
-            if count > MAX_WARMUP_RECORDS:
-                raise VersionLoadError(f"{WARMUP_FILE} has more than {MAX_WARMUP_RECORDS} records (TF Serving's limit)")
             log = prediction_log_pb2.PredictionLog.FromString(record)
             if log.WhichOneof("log_type") != "predict_log":
                 raise VersionLoadError(
-                    f"{WARMUP_FILE} record {count} is a {log.WhichOneof('log_type')}; only predict_log records are served")
+                    f"{WARMUP_FILE} record {count} is a {log.WhichOneof('log_type')}; "
+                    "only predict_log records are served")
             request = log.predict_log.request
             name = request.model_spec.signature_name or SERVING_SIGNATURE
             if name not in signatures:
-                raise VersionLoadError(f"{WARMUP_FILE} record {count} asks for signature {name!r}, which the model lacks")
+                raise VersionLoadError(
+                    f"{WARMUP_FILE} record {count} asks for signature {name!r}, which the model lacks")
             inputs = {key: tf.constant(tf.make_ndarray(value)) for key, value in request.inputs.items()}
             outputs = signatures[name](**inputs)
             for key, value in outputs.items():
@@ -130,7 +135,8 @@ def warm_up(path: str, signatures: Mapping[str, Any]) -> int:
         raise
     except Exception as error:  # any failure of a replayed request refuses the version
         message = payloads.tf_error_message(getattr(error, "message", None) or str(error))
-        raise VersionLoadError(f"{WARMUP_FILE} record {count} failed: {type(error).__name__}: {message[:500]}") from error
+        raise VersionLoadError(
+            f"{WARMUP_FILE} record {count} failed: {type(error).__name__}: {message[:500]}") from error
     return count
 
 
