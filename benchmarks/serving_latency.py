@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import tempfile
 import time
 from typing import Callable, Mapping, Sequence
@@ -42,13 +43,15 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from mmin_tf import client
-from mmin_tf import modalities as modalities_lib
-from mmin_tf.configs import LossConfig, ModelConfig, ModelKind
-from mmin_tf.data import format as format_lib
-from mmin_tf.data import synthetic
-from mmin_tf.export import EXAMPLES_SIGNATURE, SERVING_SIGNATURE, export_model
-from mmin_tf.models import construction
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.served_model import Timing, build_random_mmin  # noqa: E402
+from mmin_tf import client  # noqa: E402
+from mmin_tf import modalities as modalities_lib  # noqa: E402
+from mmin_tf.configs import ModelConfig, ModelKind  # noqa: E402
+from mmin_tf.data import format as format_lib  # noqa: E402
+from mmin_tf.data import synthetic  # noqa: E402
+from mmin_tf.export import EXAMPLES_SIGNATURE, SERVING_SIGNATURE, export_model  # noqa: E402
 
 _QUICK = flags.DEFINE_bool("quick", False, "50 requests and 10 batches, whatever the flags say.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the weights, the lengths and the features.")
@@ -67,56 +70,12 @@ MIXED_MISSING = "mixed_missing"
 
 
 @dataclasses.dataclass(frozen=True)
-class Timing:
-    """Wall-clock seconds of repeated calls of one signature on one kind of request."""
-
-    signature: str
-    condition: str
-    batch: int
-    seconds: tuple[float, ...]
-
-    @property
-    def p50_ms(self) -> float:
-        return 1000 * float(np.percentile(self.seconds, 50))
-
-    @property
-    def p99_ms(self) -> float:
-        return 1000 * float(np.percentile(self.seconds, 99))
-
-    @property
-    def mean_ms(self) -> float:
-        return 1000 * float(np.mean(self.seconds))
-
-    @property
-    def utterances_per_second(self) -> float:
-        return self.batch * len(self.seconds) / float(np.sum(self.seconds))
-
-    def line(self) -> str:
-        head = f"serving signature={self.signature} condition={self.condition} batch={self.batch}"
-        if self.batch == 1:
-            return f"{head} p50_ms={self.p50_ms:.2f} p99_ms={self.p99_ms:.2f} mean_ms={self.mean_ms:.2f}"
-        return (f"{head} utterances_per_second={self.utterances_per_second:.1f} "
-                f"p50_ms_per_batch={self.p50_ms:.1f}")
-
-
-@dataclasses.dataclass(frozen=True)
 class Case:
     """One timed series: `make(utterances)` gives the signature's keyword tensors."""
 
     signature: str
     condition: str
     make: Callable[[list[dict]], dict]
-
-
-def build_random_mmin(modalities, model_config: ModelConfig, num_classes: int):
-    """An untrained MMIN (teacher -> student, as training builds it), identity normalization."""
-    normalization = {
-        spec.name: {"mean": [0.0] * spec.feature_dim, "std": [1.0] * spec.feature_dim} for spec in modalities
-    }
-    teacher_config = dataclasses.replace(model_config, kind=ModelKind.BASELINE)
-    mmin_config = dataclasses.replace(model_config, kind=ModelKind.MMIN)
-    teacher = construction.build_utterance_fusion(modalities, num_classes, teacher_config, normalization)
-    return construction.build_mmin_trainer(teacher, num_classes, mmin_config, LossConfig(), 1.0, True).model
 
 
 def draw_utterances(rng, modalities, mean_lengths: Mapping[str, float], count: int) -> list[dict]:

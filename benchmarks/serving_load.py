@@ -52,6 +52,8 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 from absl import app, flags
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 _CLIENTS = flags.DEFINE_integer("clients", 4, "Concurrent clients.", lower_bound=1)
 _SECONDS = flags.DEFINE_float("seconds", 30.0, "Seconds of load.", lower_bound=0.5)
 _QUICK = flags.DEFINE_bool("quick", False, "10 s of load and 50 latency requests, whatever the flags say.")
@@ -135,27 +137,20 @@ class Report:
 
 
 def random_export(base_path: str, seed: int) -> str:
-    """A paper-size MMIN with random weights (teacher -> student, as training builds it) and
-    identity normalization, exported with warm-up requests as version 1 of `base_path`."""
-    import dataclasses as dc
-
+    """A paper-size MMIN with random weights (`served_model.build_random_mmin`), exported with
+    warm-up requests as version 1 of `base_path`."""
     import keras
 
+    from benchmarks import served_model
     from mmin_tf import modalities as modalities_lib
-    from mmin_tf.configs import LossConfig, ModelConfig, ModelKind
+    from mmin_tf.configs import ModelConfig, ModelKind
     from mmin_tf.data import synthetic
     from mmin_tf.export import export_model
-    from mmin_tf.models import construction
 
     keras.utils.set_random_seed(seed)
     modalities = modalities_lib.DEFAULT_MODALITIES
-    config = ModelConfig(kind=ModelKind.MMIN)
-    normalization = {spec.name: {"mean": [0.0] * spec.feature_dim, "std": [1.0] * spec.feature_dim}
-                     for spec in modalities}
     labels = synthetic.IEMOCAP_LABEL_NAMES
-    teacher = construction.build_utterance_fusion(
-        modalities, len(labels), dc.replace(config, kind=ModelKind.BASELINE), normalization)
-    model = construction.build_mmin_trainer(teacher, len(labels), config, LossConfig(), 1.0, True).model
+    model = served_model.build_random_mmin(modalities, ModelConfig(kind=ModelKind.MMIN), len(labels))
     return export_model(model, modalities, labels, base_path)
 
 
