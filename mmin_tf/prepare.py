@@ -64,7 +64,9 @@ _MANIFEST = flags.DEFINE_string("manifest", None, "CSV for --source=manifest.")
 _FEATURES_DIR = flags.DEFINE_string("features_dir", None, "Release root for --source=mmin_features.")
 _CORPUS_DIR = flags.DEFINE_string(
     "corpus_dir", None, "For --source=iemocap: the IEMOCAP_full_release directory; for msp_improv: the directory "
-    "holding Evalution.txt, Audio/, Video/ and All_human_transcriptions/.")
+    "holding Evalution.txt, Audio/, Video/ and All_human_transcriptions/ (ASSUMED layout, not verified on the "
+    "release: the video tree mirrors Audio/ with UTD-IMPROV-<name>.avi files; recordings whose condition letter "
+    "is S are the paper's Other-improvised ones; docs/corpora.md, 'Assumptions').")
 _MANIFEST_ONLY = flags.DEFINE_bool(
     "media_manifest_only", False, "iemocap / msp_improv: write the media manifest CSV to --out, extract nothing.")
 _SESSIONS = flags.DEFINE_list("sessions", None, "iemocap / msp_improv: session numbers to read (default: all).")
@@ -83,7 +85,8 @@ _MSP_SPEAKER = flags.DEFINE_enum_class(
     "alternative; docs/corpora.md).", case_sensitive=False)
 _MSP_MIN_DURATION = flags.DEFINE_float(
     "msp_min_duration", 1.0, "MSP-IMPROV: recordings shorter than this many seconds are dropped.", lower_bound=0)
-_MSP_REGION = flags.DEFINE_string("msp_face_region", None, "MSP-IMPROV: frame region of the face (default: whole frame).")
+_MSP_REGION = flags.DEFINE_string("msp_face_region", None, "MSP-IMPROV: frame region (left:top:right:bottom) of the face (default: the whole "
+    "frame; ASSUMED: one actor in view, not verified on the release).")
 _FEATURE_FILES = flags.DEFINE_list(
     "feature_files", [], "For --source=mmin_features: modality:path.h5 entries (relative to "
     "--features_dir) overriding acoustic:A/comparE.h5,visual:V/denseface.h5,text:L/bert_large.h5; "

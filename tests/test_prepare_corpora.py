@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 
+import soundfile
+
 from mmin_tf.corpora import iemocap
 from mmin_tf.data import format as format_lib
 from tests import media_fixtures
@@ -113,3 +115,23 @@ def test_a_release_error_names_the_file(tmp_path):
     assert result.returncode == 1
     assert "mmin_tf.prepare: error: IEMOCAP session directory" in result.stderr and "Session3 not found" in result.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_msp_improv_from_the_raw_release_to_a_dataset(tmp_path, bert_preset, face_model):
+    release = test_msp_improv.write_release(tmp_path / "MSP-IMPROV")
+    for wav in glob.glob(os.path.join(release, "Audio", "**", "*.wav"), recursive=True):
+        media_fixtures.write_tone(wav, seconds=soundfile.info(wav).duration)  # the durations select
+    video = media_fixtures.write_video(str(tmp_path / "face.avi"), [media_fixtures.face_image()] * 6, fps=2)
+    for avi in glob.glob(os.path.join(release, "Video", "**", "*.avi"), recursive=True):
+        shutil.copy(video, avi)
+    out = tmp_path / "data"
+    result = _prepare("--source=msp_improv", f"--corpus_dir={release}", "--sessions=1,2", f"--out={out}",
+                      f"--bert_preset={bert_preset}", f"--face_model={face_model}", *IN_MEMORY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = format_lib.load_info(str(out))
+    assert sorted(_ids(out)) == sorted([
+        "MSP-IMPROV-S01A-F01-S-FM01", "MSP-IMPROV-S01A-F01-S-MF02", "MSP-IMPROV-S01H-M01-S-MF01",
+        "MSP-IMPROV-S02S-F02-S-FM01", "MSP-IMPROV-S02N-M02-S-MF01"])
+    assert [spec.name for spec in info.modalities] == ["acoustic", "visual", "text"]
+    assert info.presence["acoustic"] == 5 and info.presence["visual"] == 5
+    assert info.source["importer"] == "msp_improv"
