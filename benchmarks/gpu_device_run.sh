@@ -1,6 +1,6 @@
 #!/bin/bash
-# How benchmarks/README.md's GPU numbers were produced (fourth and fifth sessions): TF 2.21 on a lent GPU
-# machine that has no TensorFlow, reaches no package index and takes at most 64 MiB per call.
+# How benchmarks/README.md's GPU numbers are produced: TF 2.21 on a lent GPU machine that has no
+# TensorFlow, reaches no package index and takes at most 64 MiB per call.
 #
 # Here (the development machine), once; .gpu/ is ignored (`echo /.gpu/ >> .git/info/exclude`):
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -15,9 +15,9 @@
 #   carry .gpu/tf.part.N, command `mkdir -p /tmp/tfparts && cp .gpu/tf.part.* /tmp/tfparts/`, N = 0..4;
 #   then carry .gpu/tf.part.5 .gpu/small .gpu/tf.sha256, command `bash benchmarks/gpu_device_run.sh ""`
 #   (each argument: one benchmark run's flags, "" for the defaults; SKIP_SMOKE=1 skips the smoke test,
-#   BENCH_TIMEOUT=seconds bounds each benchmark run, default 330). Fifth session: the five part
-#   calls took 51 s of device time with the machine's start, the run 323 s (`BENCH_TIMEOUT=500`).
-#   Next, for the open questions in benchmarks/README.md: `"--compare_boundaries"`.
+#   BENCH_TIMEOUT=seconds bounds each benchmark run, default 330). On one H200 the five part calls
+#   take about 51 s of device time with the machine's start, this script with `""` about 323 s
+#   (give it `BENCH_TIMEOUT=500`). `"--compare_boundaries"` adds batches padded to fixed length boundaries.
 #
 # TF 2.21 is built for CUDA 12.5 / cuDNN 9. CUDA 12's library wheels are ~2.4 GiB, so TF's CUDA 12
 # library names are linked to the machine's CUDA 13 libraries: not a supported TF configuration.

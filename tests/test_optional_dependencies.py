@@ -39,3 +39,13 @@ def test_training_serving_and_prepare_import_and_run_without_the_features_extra(
         "runpy.run_module('mmin_tf.prepare', run_name='__main__')\n")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "dataset.json").exists()
+
+
+def test_the_server_without_the_serving_extra_says_how_to_install_it():
+    result = _run(
+        "sys.modules['kserve'] = None  # as if the serving extra were not installed\n"
+        "import runpy\n"
+        "sys.argv = ['serving', '--model_base_path=saved_models/mmin']\n"
+        "runpy.run_module('mmin_tf.serving', run_name='__main__')\n")
+    assert result.returncode != 0
+    assert 'needs KServe, in the project\'s serving extra: pip install -e ".[serving]"' in result.stderr

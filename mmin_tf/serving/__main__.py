@@ -41,6 +41,11 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     # KServe parses sys.argv when imported: import it only after absl has read the flags.
+    try:
+        import kserve  # noqa: F401
+    except ImportError:
+        raise app.UsageError(
+            "python -m mmin_tf.serving needs KServe, in the project's serving extra: pip install -e \".[serving]\"")
     from mmin_tf.serving import http
     from mmin_tf.serving.batching import BatchingOptions
     from mmin_tf.serving.media_inputs import MediaLimits
