@@ -38,7 +38,7 @@ setuptools.setup(
     ],
     extras_require={
         "features": FEATURES,
-        "test": ["pytest>=8", "hypothesis>=6.100", "scipy>=1.13", "kserve==0.21.0", "scikit-image>=0.24", *FEATURES],
+        "test": ["pytest>=8", "pytest-xdist>=3.6", "hypothesis>=6.100", "scipy>=1.13", "kserve==0.21.0", "scikit-image>=0.24", *FEATURES],
         "serving": ["kserve==0.21.0"],
         "profile": ["tensorboard-plugin-profile>=2.24"],
     },

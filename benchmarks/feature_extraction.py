@@ -99,9 +99,12 @@ def main(argv):
                   f"{count / pipeline[workers]:.3f} utterances/s (model loading in every worker included)")
         per_utterance = pipeline[2] / count
         print(f"pipeline_scaling_2_vs_1_workers={pipeline[1] / pipeline[2]:.2f}")
-        print(f"projected IEMOCAP ({IEMOCAP_UTTERANCES} utterances) with 2 workers on this machine: "
+        print(f"projected IEMOCAP ({IEMOCAP_UTTERANCES} utterances) with 2 workers on this machine, from the "
+              f"pipeline run (model loading in every worker counted as if per {count} utterances): "
               f"{IEMOCAP_UTTERANCES * per_utterance / 3600:.1f} h")
         in_one = sum(seconds[name] for name in ("audio_read", "acoustic", "text", "face_detection", "face_encoding"))
+        print(f"projected IEMOCAP from the extractors' per-utterance times, shared by 2 worker processes "
+              f"(model loading once): {IEMOCAP_UTTERANCES * in_one / 2 / 3600:.1f} h")
         shares = {name: seconds[name] / in_one for name in ("acoustic", "text", "face_detection", "face_encoding")}
         print("share of one utterance's extraction time: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
     finally:

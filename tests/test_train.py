@@ -323,10 +323,14 @@ def test_cli_bad_flags_exit_with_a_clear_error(tmp_path, arguments, message):
 @pytest.mark.parametrize(
     "flagfile, expected",
     [
-        ("pipelines/iemocap.flags", dict(forward_weight=4.0, selection="ua", lr=2e-4, beta_1=0.5, mode="random")),
-        ("pipelines/iemocap_paper.flags", dict(forward_weight=0.1, selection="ua", lr=1e-3, beta_1=0.9, mode="all")),
-        ("pipelines/msp_improv.flags", dict(forward_weight=2.0, selection="f1", lr=5e-4, beta_1=0.5, mode="random")),
-        ("pipelines/demo.flags", dict(forward_weight=4.0, selection="ua", lr=1e-3, beta_1=0.5, mode="random")),
+        ("pipelines/iemocap.flags", dict(forward_weight=4.0, selection="ua", lr=2e-4, beta_1=0.5, mode="random",
+                                         initialization="original", epsilon=1e-8)),
+        ("pipelines/iemocap_paper.flags", dict(forward_weight=0.1, selection="ua", lr=1e-3, beta_1=0.9, mode="all",
+                                               initialization="original", epsilon=1e-8)),
+        ("pipelines/msp_improv.flags", dict(forward_weight=2.0, selection="f1", lr=5e-4, beta_1=0.5, mode="random",
+                                            initialization="original", epsilon=1e-8)),
+        ("pipelines/demo.flags", dict(forward_weight=4.0, selection="ua", lr=1e-3, beta_1=0.5, mode="random",
+                                      initialization="keras", epsilon=1e-7)),
     ],
 )
 def test_flagfiles_parse_into_the_documented_settings(flagfile, expected):
@@ -346,6 +350,8 @@ def test_flagfiles_parse_into_the_documented_settings(flagfile, expected):
     assert config.optimization.learning_rate == expected["lr"]
     assert config.optimization.beta_1 == expected["beta_1"]
     assert config.resolved_condition_mode.value == expected["mode"]
+    assert config.model.initialization.value == expected["initialization"]
+    assert config.optimization.epsilon == expected["epsilon"]
 
 
 @pytest.mark.parametrize("arguments, expected", [
