@@ -2,7 +2,6 @@
 and only requests of one version are merged."""
 
 import asyncio
-import os
 import types
 
 import numpy as np
@@ -20,10 +19,7 @@ from tests.serving import versions_fixtures as fixtures  # noqa: E402
 
 @pytest.fixture(scope="module")
 def base(exported, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("batching") / "mmin")
-    os.makedirs(path)
-    fixtures.install(exported, path, 1)
-    return path
+    return fixtures.base_with_version(exported, tmp_path_factory.mktemp("batching"))
 
 
 def test_merge_pads_each_modality_to_the_longest_request():

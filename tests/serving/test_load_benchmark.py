@@ -1,6 +1,5 @@
 """benchmarks/serving_load.py for ~2 s with 2 clients against the tiny model, so that it cannot rot."""
 
-import os
 import re
 
 import pytest
@@ -13,9 +12,7 @@ serving_load = load_benchmark("serving_load")
 
 
 def test_the_load_benchmark_runs_and_reports_every_number(exported, tmp_path):
-    base = str(tmp_path / "mmin")
-    os.makedirs(base)
-    fixtures.install(exported, base, 1)
+    base = fixtures.base_with_version(exported, tmp_path)
     batching = ("--enable_batching", "--max_batch_size=4", "--batch_timeout_ms=1")
     [report] = serving_load.measure(base, clients=2, seconds=2.0, latency_requests=3, seed=0, batching_flags=[batching])
     load = report.load

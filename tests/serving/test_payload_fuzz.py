@@ -37,12 +37,7 @@ floats = st.floats(allow_nan=True, allow_infinity=True, width=64) | st.sampled_f
 
 @pytest.fixture(scope="module")
 def predictor(exported, tmp_path_factory):
-    import os
-
-    base = str(tmp_path_factory.mktemp("fuzz") / "mmin")
-    os.makedirs(base)
-    fixtures.install(exported, base, 1)
-    return SavedModelPredictor("mmin", base)
+    return SavedModelPredictor("mmin", fixtures.base_with_version(exported, tmp_path_factory.mktemp("fuzz")))
 
 
 def _answer(predictor, payload):

@@ -1,7 +1,5 @@
 """Every way `payloads` and the predictor refuse a request: HTTP 400 with a message naming it."""
 
-import os
-
 import pytest
 
 pytest.importorskip("kserve")
@@ -15,10 +13,7 @@ from tests.serving import versions_fixtures as fixtures  # noqa: E402
 
 @pytest.fixture(scope="module")
 def predictor(exported, tmp_path_factory):
-    base = str(tmp_path_factory.mktemp("payloads") / "mmin")
-    os.makedirs(base)
-    fixtures.install(exported, base, 1)
-    return SavedModelPredictor("mmin", base)
+    return SavedModelPredictor("mmin", fixtures.base_with_version(exported, tmp_path_factory.mktemp("payloads")))
 
 
 def _with(**changes):

@@ -48,10 +48,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def base(exported, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("served") / "mmin")
-    os.makedirs(path)
-    fixtures.install(exported, path, 1)
-    return path
+    return fixtures.base_with_version(exported, tmp_path_factory.mktemp("served"))
 
 
 @pytest.fixture(scope="module")

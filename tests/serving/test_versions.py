@@ -21,10 +21,7 @@ from tests.serving import versions_fixtures as fixtures  # noqa: E402
 @pytest.fixture
 def base(exported, tmp_path):
     """A model base path holding a copy of the exported tiny model as version 1."""
-    path = str(tmp_path / "mmin")
-    os.makedirs(path)
-    fixtures.install(exported, path, 1)
-    return path
+    return fixtures.base_with_version(exported, tmp_path)
 
 
 def _send(predictor, request):

@@ -28,6 +28,14 @@ def install(source: str, base: str, version: int, change=None) -> str:
     return final
 
 
+def base_with_version(source: str, directory) -> str:
+    """A new model base path `directory/mmin` holding a copy of the version directory `source` as version 1."""
+    base = os.path.join(str(directory), "mmin")
+    os.makedirs(base)
+    install(source, base, 1)
+    return base
+
+
 def corrupt_saved_model(path: str) -> None:
     with open(os.path.join(path, "saved_model.pb"), "wb") as f:
         f.write(b"\x08\x01 this is not a SavedModel protocol buffer \xff\xfe")
