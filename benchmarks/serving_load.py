@@ -36,13 +36,10 @@ Lines printed:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import http.client
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -53,6 +50,8 @@ import numpy as np
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests import model_server  # noqa: E402
 
 _CLIENTS = flags.DEFINE_integer("clients", 4, "Concurrent clients.", lower_bound=1)
 _SECONDS = flags.DEFINE_float("seconds", 30.0, "Seconds of load.", lower_bound=0.5)
@@ -182,12 +181,6 @@ def request_pool(rng, dims: Mapping[str, int], count: int = POOL_SIZE) -> list[t
     return pool
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def memory_mib(pid: int) -> dict[str, float]:
     """`VmRSS` and `VmHWM` of a process, in MiB, from /proc/<pid>/status."""
     values = {}
@@ -197,42 +190,6 @@ def memory_mib(pid: int) -> dict[str, float]:
             if key in ("VmRSS", "VmHWM"):
                 values[key] = int(rest.split()[0]) / 1024
     return values
-
-
-@contextlib.contextmanager
-def server(base_path: str, port: int, extra_flags: Sequence[str] = (), timeout: float = 180.0):
-    """`python -m mmin_tf.serving` on 127.0.0.1:`port`, yielded as its Popen once ready."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    log = tempfile.TemporaryFile(mode="w+")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mmin_tf.serving", f"--model_name={MODEL_NAME}", f"--model_base_path={base_path}",
-         f"--port={port}", "--host=127.0.0.1", "--poll_seconds=0", *extra_flags],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                connection.request("GET", f"/v1/models/{MODEL_NAME}")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"The model server did not start:\n{log.read()[-5000:]}")
-            time.sleep(0.3)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def post(connection: http.client.HTTPConnection, payload: bytes) -> tuple[int, Optional[str], bytes]:
@@ -340,8 +297,9 @@ def measure(base_path: str, clients: int, seconds: float, latency_requests: int,
                           sorted(dims)), dims)
     reports = []
     for extra_flags in batching_flags:
-        port = free_port()
-        with server(base_path, port, extra_flags) as process:
+        port = model_server.free_port()
+        flags = ["--host=127.0.0.1", "--poll_seconds=0", *extra_flags]
+        with model_server.running(base_path, port, flags, model_name=MODEL_NAME) as process:
             for _, payload in pool[:7]:  # every condition once before the clock starts
                 one_client(port, payload, 1)
             one = one_client(port, full, latency_requests)

@@ -3,10 +3,8 @@
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import numpy as np
@@ -19,7 +17,7 @@ from mmin_tf.features.extractor import MediaExtractor
 from mmin_tf.features.settings import ExtractionSettings
 from mmin_tf.serving import media_inputs
 from mmin_tf.serving.media_inputs import MediaFrontEnd, MediaInputError, MediaLimits, MediaRequest
-from tests import media_fixtures
+from tests import media_fixtures, model_server
 
 pytest.importorskip("kserve")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -140,38 +138,14 @@ def test_the_predict_command(media_export, exported, bert_preset, face_model):
     assert refused.returncode == 1 and "records no feature extraction settings" in refused.stderr
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def media_server(media_export, bert_preset, face_model):
     version_dir, _ = media_export
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mmin_tf.serving", "--model_name=mmin", f"--model_base_path={os.path.dirname(version_dir)}",
-         f"--port={port}", f"--bert_preset={bert_preset}", f"--face_model={face_model}", "--max_media_bytes=400000",
-         "--max_media_seconds=5"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT)
-    base = f"http://127.0.0.1:{port}/v1/models/mmin"
-    deadline = time.monotonic() + 150
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(base, timeout=2) as response:
-                    if json.loads(response.read()).get("ready"):
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"model server did not start:\n{process.stdout.read()}")
-            time.sleep(0.5)
-        yield base + ":predict"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    port = model_server.free_port()
+    flags = [f"--bert_preset={bert_preset}", f"--face_model={face_model}", "--max_media_bytes=400000",
+             "--max_media_seconds=5"]
+    with model_server.running(os.path.dirname(version_dir), port, flags):
+        yield f"http://127.0.0.1:{port}/v1/models/mmin:predict"
 
 
 def _post(url, payload):

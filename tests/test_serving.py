@@ -7,11 +7,8 @@ model; the client's `instances` and `inputs` payloads must give what the SavedMo
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -19,43 +16,17 @@ import tensorflow as tf
 
 from mmin_tf import client
 from mmin_tf.data import format as format_lib
-from tests import tiny_runs
+from tests import model_server, tiny_runs
 from tests.test_export import CONDITIONS, MODALITIES, mixed_condition_batch
 
 pytest.importorskip("kserve")
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(exported):
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mmin_tf.serving", "--model_name=mmin",
-         f"--model_base_path={os.path.dirname(exported)}", f"--port={port}", "--host=127.0.0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base = f"http://127.0.0.1:{port}/v1/models/mmin"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(base, timeout=2) as response:
-                    if json.loads(response.read()).get("ready"):
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"model server did not start:\n{process.stdout.read()}")
-            time.sleep(0.5)
-        yield base + ":predict"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    port = model_server.free_port()
+    with model_server.running(os.path.dirname(exported), port, ["--host=127.0.0.1"]):
+        yield f"http://127.0.0.1:{port}/v1/models/mmin:predict"
 
 
 def _examples(inputs):

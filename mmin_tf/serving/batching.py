@@ -49,10 +49,14 @@ class _Item:
     future: concurrent.futures.Future
 
 
-def merge(requests: list[Mapping[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], list[int]]:
+def rows(inputs: Mapping[str, np.ndarray]) -> int:
+    """The examples in one request's `serving_default` inputs."""
+    return len(next(iter(inputs.values())))
+
+
+def merge(requests: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Concatenates `serving_default` inputs along the batch, padding every rank-3 input's time
-    axis with zeros to the longest; returns the merged inputs and each request's row count."""
-    rows = [len(next(iter(inputs.values()))) for inputs in requests]
+    axis with zeros to the longest."""
     merged = {}
     for name in requests[0]:
         parts = [inputs[name] for inputs in requests]
@@ -60,7 +64,7 @@ def merge(requests: list[Mapping[str, np.ndarray]]) -> tuple[dict[str, np.ndarra
             time_steps = max(part.shape[1] for part in parts)
             parts = [np.pad(part, ((0, 0), (0, time_steps - part.shape[1]), (0, 0))) for part in parts]
         merged[name] = np.concatenate(parts, axis=0)
-    return merged, rows
+    return merged
 
 
 _STOP = object()  # queued by `Batcher.stop`
@@ -79,7 +83,7 @@ class Batcher:
         """Queues one checked request; the future gives its outputs `{name: numpy}`, or raises
         `tf.errors.InvalidArgumentError` for a request the model refuses."""
         future = concurrent.futures.Future()
-        self._queue.put(_Item(version, inputs, len(next(iter(inputs.values()))), future))
+        self._queue.put(_Item(version, inputs, rows(inputs), future))
         return future
 
     def stop(self) -> None:
@@ -94,24 +98,24 @@ class Batcher:
             waiting = None
             if first is _STOP:
                 return
-            batch, rows = [first], first.rows
+            batch, count = [first], first.rows
             deadline = time.monotonic() + timeout
-            while rows < self.options.max_batch_size:
+            while count < self.options.max_batch_size:
                 try:
                     item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-                if item is _STOP or rows + item.rows > self.options.max_batch_size or item.version is not first.version:
+                if item is _STOP or count + item.rows > self.options.max_batch_size or item.version is not first.version:
                     waiting = item  # first of the next batch
                     break
                 batch.append(item)
-                rows += item.rows
+                count += item.rows
             self._answer(batch)
 
     def _answer(self, batch: list[_Item]) -> None:
         signature = batch[0].version.signatures[SERVING_SIGNATURE]
         try:
-            merged, rows = merge([item.inputs for item in batch])
+            merged = merge([item.inputs for item in batch])
             outputs = {key: value.numpy() for key, value in signature(
                 **{key: tf.constant(value) for key, value in merged.items()}).items()}
         except tf.errors.InvalidArgumentError as error:
@@ -127,6 +131,6 @@ class Batcher:
                 item.future.set_exception(error)
             return
         start = 0
-        for item, count in zip(batch, rows):
-            item.future.set_result({key: value[start:start + count] for key, value in outputs.items()})
-            start += count
+        for item in batch:
+            item.future.set_result({key: value[start:start + item.rows] for key, value in outputs.items()})
+            start += item.rows

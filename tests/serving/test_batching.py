@@ -25,8 +25,8 @@ def base(exported, tmp_path_factory):
 def test_merge_pads_each_modality_to_the_longest_request():
     first = {"acoustic": np.ones((1, 2, 3), np.float32), "acoustic_length": np.array([2], np.int32)}
     second = {"acoustic": np.full((2, 4, 3), 2, np.float32), "acoustic_length": np.array([4, 1], np.int32)}
-    merged, rows = batching.merge([first, second])
-    assert rows == [1, 2] and merged["acoustic"].shape == (3, 4, 3)
+    merged = batching.merge([first, second])
+    assert [batching.rows(first), batching.rows(second)] == [1, 2] and merged["acoustic"].shape == (3, 4, 3)
     np.testing.assert_array_equal(merged["acoustic"][0, 2:], 0)
     np.testing.assert_array_equal(merged["acoustic"][1:], second["acoustic"])
     np.testing.assert_array_equal(merged["acoustic_length"], [2, 4, 1])

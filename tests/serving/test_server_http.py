@@ -6,24 +6,16 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
 from mmin_tf import export
+from tests import model_server
 from tests.serving import versions_fixtures as fixtures
 
 pytest.importorskip("kserve")
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAX_REQUEST_BYTES = 200_000
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -54,33 +46,11 @@ def base(exported, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(base, tmp_path_factory):
     """The server on its default address (no --host), polling every 0.2 s."""
-    port = _free_port()
+    port = model_server.free_port()
     log_path = str(tmp_path_factory.mktemp("log") / "server.log")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")])))
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mmin_tf.serving", "--model_name=mmin", f"--model_base_path={base}",
-             f"--port={port}", "--poll_seconds=0.2", f"--max_request_bytes={MAX_REQUEST_BYTES}"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)
-    running = Server(process, port, log_path)
-    try:
-        deadline = time.monotonic() + 150
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", "/v1/models/mmin")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"model server did not start:\n{running.log()[-5000:]}")
-            time.sleep(0.3)
-        yield running
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    flags = ["--poll_seconds=0.2", f"--max_request_bytes={MAX_REQUEST_BYTES}"]
+    with model_server.running(base, port, flags, log_path=log_path) as process:
+        yield Server(process, port, log_path)
 
 
 def _valid(server):
