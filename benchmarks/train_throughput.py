@@ -1,6 +1,7 @@
 """Training throughput of the baseline and MMIN, against the original implementation's computation.
 
     python benchmarks/train_throughput.py [--quick] [--seed=0]
+    python benchmarks/train_throughput.py --strategy=mirrored [--logical_cpus=2] [--quick]
 
 For each data setting -- `fixed` (every utterance acoustic 150 x 130, visual 50 x 342, text
 22 x 1024, the shapes the original's release pads to) and `iemocap` (log-normal lengths around
@@ -48,6 +49,13 @@ lines are `speedup_all_conditions_vs_reference=<ratio>` (the six-conditions regi
 IEMOCAP-like setting; with `--quick` the fixed shapes) and `speedup_vs_reference=<mmin
 utterances/s / reference utterances/s>` (the random-condition regime), the smaller of the settings
 run (with `--quick`: the fixed shapes).
+
+With `--strategy=mirrored` it measures instead how MMIN's training (random-condition regime,
+IEMOCAP-like lengths; with `--quick` fewer utterances) scales over replicas: one device (Keras
+`fit`, as `mmin_tf.train` runs it) against `MirroredStrategy` (the loop `mmin_tf.train
+--strategy=mirrored` runs) over this machine's GPUs, or without GPUs over `--logical_cpus` logical
+CPU devices, each epoch on the same global batches; the last line is
+`scaling_replicas_N_vs_1=<utterances/s with N replicas / with one device>`.
 """
 
 import dataclasses
@@ -64,7 +72,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mmin_tf import configs, seeding  # noqa: E402
+from mmin_tf import configs, distributed_fit, distribution, seeding  # noqa: E402
 from mmin_tf.callbacks import EpochTimer  # noqa: E402
 from mmin_tf import modalities as modalities_lib  # noqa: E402
 from mmin_tf.data import pipeline, synthetic  # noqa: E402
@@ -100,6 +108,11 @@ _MIXED_PRECISION = flags.DEFINE_bool(
     "mixed_precision", False,
     "Also run our MMIN under Keras's mixed_bfloat16 policy (as `mmin_tf.train --mixed_precision`), "
     "as mmin_mixed_bfloat16; the reference stays float32.")
+_STRATEGY = flags.DEFINE_enum(
+    "strategy", "default", ["default", "mirrored"],
+    "mirrored: measure the scaling from one device to MirroredStrategy's replicas instead (see above).")
+_LOGICAL_CPUS = flags.DEFINE_integer(
+    "logical_cpus", 2, "--strategy=mirrored without GPUs: replicas on this many logical CPU devices.", lower_bound=2)
 _OP_DETERMINISM = flags.DEFINE_bool(
     "op_determinism", True,
     "Deterministic TF ops, as `mmin_tf.train` runs (always off with --jit_compile). On GPUs this "
@@ -411,6 +424,60 @@ def run_setting(name, spreads, args, peak):
         return ratios
 
 
+def run_strategy_scaling(strategy, args):
+    """Utterances/s of MMIN's training on one device and over `strategy`'s replicas; returns the ratio."""
+    replicas = strategy.num_replicas_in_sync
+    with tempfile.TemporaryDirectory() as directory:
+        data_dir = os.path.join(directory, "data")
+        info = dataset(data_dir, args["train_utterances"], (_LENGTH_SPREAD.value, _DURATION_SPREAD.value),
+                       args["seed"])
+        model_config = configs.ModelConfig(kind=configs.ModelKind.MMIN, classifier_dropout=0.5)
+        config = configs.TrainConfig(
+            output_dir=directory, data=configs.DataConfig(data_dir=data_dir, fold="1", batch_size=args["batch_size"]),
+            model=model_config, optimization=configs.MMIN_OPTIMIZATION)
+        batching = batching_for(info, config, fixed_shapes=False)
+        train = pipeline.read_fold_split(data_dir, info, "1", "train").cache()
+        count = sum(1 for _ in train)
+        modalities = info.modalities
+        seeding.set_seed(args["seed"], op_determinism=args["op_determinism"])
+        teacher = construction.build_utterance_fusion(modalities, info.num_classes, model_config)
+        ids, values = teacher_embeddings(teacher.embedder, train, modalities, batching)
+        cached = pipeline.attach_per_utterance(train, pipeline.TEACHER_EMBEDDING, ids, values).cache()
+        missing = pipeline.training_conditions(pipeline.ConditionMode.RANDOM, modalities)
+        steps = pipeline.training_steps_per_epoch(count, len(missing), batching, sample_one_condition=True)
+        data = pipeline.repeat_epochs(pipeline.make_training_dataset(
+            cached, modalities, missing, batching, sample_one_condition=True, seed=args["seed"],
+            extra_keys=(pipeline.TEACHER_EMBEDDING,)), batching)
+
+        def trainer_under(scope_strategy):
+            with scope_strategy.scope():
+                trainer = construction.build_mmin_trainer(
+                    teacher, info.num_classes, model_config, configs.LossConfig(), 1.0, True)
+                trainer.compile(optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+                trainer(next(iter(data))[0])
+                trainer.optimizer.build(trainer.trainable_variables)
+            return trainer
+
+        one_device = trainer_under(tf.distribute.get_strategy())
+        replicated = trainer_under(strategy)
+
+        def replicated_epoch():
+            """Seconds of the second of two epochs of the distributed loop (the first starts its iterator)."""
+            history = distributed_fit.fit(replicated, strategy, data, epochs=2, steps_per_epoch=steps,
+                                          initial_epoch=0, callbacks=[EpochTimer()], verbose=0)
+            return history.history["epoch_seconds"][1]
+
+        timed_epoch(one_device, data, steps)  # warm-up: tracing
+        replicated_epoch()
+        rates = {"1": [], str(replicas): []}
+        for _ in range(args["rounds"]):  # alternated, so load changes hit both alike
+            rates["1"].append(count / timed_epoch(one_device, data, steps))
+            rates[str(replicas)].append(count / replicated_epoch())
+        for label, values in rates.items():
+            report("iemocap", f"mmin_replicas_{label}", values)
+        return statistics.median(rates[str(replicas)]) / statistics.median(rates["1"])
+
+
 def report(setting, model, rates, extra=""):
     per_epoch = ",".join(f"{rate:.1f}" for rate in rates)
     print(f"train_throughput setting={setting} model={model} utterances_per_second={statistics.median(rates):.1f} "
@@ -419,6 +486,10 @@ def report(setting, model, rates, extra=""):
 
 def main(argv):
     del argv
+    strategy = None
+    if _STRATEGY.value == "mirrored":  # before TensorFlow initialises: the logical CPU devices
+        strategy = distribution.make_strategy(
+            distribution.StrategyKind.MIRRORED, 0 if tf.config.list_physical_devices("GPU") else _LOGICAL_CPUS.value)
     quick = _QUICK.value
     args = {
         "quick": quick,
@@ -437,6 +508,12 @@ def main(argv):
     print(f"machine cpus={os.cpu_count()} load_average={os.getloadavg()[0]:.2f} tensorflow={tf.__version__} "
           f"gpus={','.join(names) or 'none'} tf32={tf.config.experimental.tensor_float_32_execution_enabled()} jit_compile={_JIT.value} op_determinism={_OP_DETERMINISM.value} "
           f"encoder_rows={_ENCODER_ROWS.value.value}->{resolve_encoder_rows(_ENCODER_ROWS.value).value}")
+    if strategy is not None:
+        devices = ",".join(strategy.extended.worker_devices)
+        print(f"strategy=mirrored replicas={strategy.num_replicas_in_sync} devices={devices}")
+        ratio = run_strategy_scaling(strategy, args)
+        print(f"scaling_replicas_{strategy.num_replicas_in_sync}_vs_1={ratio:.2f}")
+        return
     # Large enough that one product runs well past launch overhead on a GPU.
     peak = matmul_peak_flops(8192 if gpus else 2048)
     print(f"matmul_peak_gflops_per_second={peak / 1e9:.1f}")

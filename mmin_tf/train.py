@@ -12,11 +12,13 @@ continues from the last finished epoch; re-running a finished one does nothing.
 
 import json
 import os
+import sys
 
+import tensorflow as tf
 from absl import app, flags, logging
 
 from mmin_tf import cli
-from mmin_tf import atomic_files, configs
+from mmin_tf import atomic_files, configs, distribution
 from mmin_tf.data.pipeline import ConditionMode
 from mmin_tf.training import run_training
 
@@ -94,6 +96,17 @@ _SELECTION = flags.DEFINE_enum_class(
     "selection_metric", configs.SelectionMetric.UA, configs.SelectionMetric,
     "Validation metric of the best epoch (IEMOCAP: ua, MSP-IMPROV: f1).", case_sensitive=False)
 _JIT = flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA (auto: off; true also turns TF op determinism off, which Keras requires for XLA).")
+_STRATEGY = flags.DEFINE_enum_class(
+    "strategy", distribution.StrategyKind.DEFAULT, distribution.StrategyKind,
+    "tf.distribute strategy: default (one device), mirrored (this machine's GPUs, or --logical_cpus CPU "
+    "devices), multi_worker (the processes in TF_CONFIG; each runs this command, all see --output_dir, "
+    "the chief writes). The batch size is the global batch. See docs/training.md.", case_sensitive=False)
+_LOGICAL_CPUS = flags.DEFINE_integer(
+    "logical_cpus", 0, "--strategy=mirrored without GPUs: replicas on this many logical CPU devices.", lower_bound=0)
+_COLLECTIVE_TIMEOUT = flags.DEFINE_float(
+    "collective_timeout", None, "--strategy=multi_worker: seconds a collective waits for the other workers "
+    "before failing (default: no timeout; a worker that dies is found by the strategy's health check).",
+    lower_bound=0)
 _MIXED = flags.DEFINE_bool("mixed_precision", False, "bfloat16 compute, float32 weights (Keras mixed_bfloat16). On this project's 2-core AVX512-BF16 CPU MMIN trained 1.08-1.17x faster (benchmarks/README.md); accuracy not measured.")
 _PROFILE = flags.DEFINE_list("profile_batch", [], "start,stop batches to trace for TensorBoard's profiler.")
 # Incomplete data.
@@ -192,9 +205,30 @@ def main(argv):
     config = config_from_flags()
     if not os.path.isdir(config.data.data_dir):
         raise FileNotFoundError(f"--data_dir {config.data.data_dir!r} does not exist")
+    if (_STRATEGY.value is not distribution.StrategyKind.DEFAULT and config.jit_compile
+            and not tf.config.list_physical_devices("GPU")):
+        raise app.UsageError("--jit_compile=true with --strategy=" + _STRATEGY.value.value + " needs GPUs: "
+                             "TensorFlow's XLA has no collectives on CPU devices")
+    try:  # first: TensorFlow must not have run anything before a strategy other than the default
+        strategy = distribution.make_strategy(_STRATEGY.value, _LOGICAL_CPUS.value, _COLLECTIVE_TIMEOUT.value)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
     os.makedirs(config.output_dir, exist_ok=True)
-    atomic_files.write_text(os.path.join(config.output_dir, "flags.txt"), flags.FLAGS.flags_into_string())
-    result = run_training(config)
+    if distribution.is_chief(strategy):
+        atomic_files.write_text(os.path.join(config.output_dir, "flags.txt"), flags.FLAGS.flags_into_string())
+    try:
+        result = run_training(config, strategy=strategy)
+    except Exception as error:  # noqa: BLE001  (every error ends a worker the same way)
+        if _STRATEGY.value is not distribution.StrategyKind.MULTI_WORKER:
+            raise
+        # A worker that fails (or whose peer was lost: TensorFlow names it) must end: TensorFlow's
+        # shutdown would wait for the lost worker without end. What it wrote is already whole.
+        logging.error("This worker of --strategy=multi_worker failed; rerun every worker's command to "
+                      "resume from the last backup: %s", error, exc_info=True)
+        logging.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     logging.info("Test metrics: %s", json.dumps(result))
 
 

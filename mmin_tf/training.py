@@ -24,15 +24,17 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import warnings
 from typing import Sequence
 
+import h5py
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from mmin_tf import seeding
+from mmin_tf import distributed_fit, distribution, seeding
 from mmin_tf import modalities as modalities_lib
 from mmin_tf.atomic_files import write_json
 from mmin_tf.callbacks import ConditionValidation, EpochTimer
@@ -206,10 +208,11 @@ class _UnusableBackup(Exception):
     """Neither the backup nor the one before it loads: the run was killed while writing its first."""
 
 
-def _restore_backup(trainer: keras.Model, backup: keras.callbacks.BackupAndRestore, backup_dir: str) -> int:
-    """Restores `backup`'s last state (weights, optimizer, random states) into `trainer` now and
-    returns the batches it had trained (0 without a backup), so the data stream can continue
-    where the interrupted run stopped; `fit` restores the same state again as it begins.
+def _restore_backup(trainer: keras.Model, backup: keras.callbacks.BackupAndRestore, backup_dir: str) -> None:
+    """Restores `backup`'s last state (weights, optimizer, random states) into `trainer` now, so
+    that the batches it had trained (`trainer.optimizer.iterations`, 0 without a backup) are
+    known and the data stream can continue where the interrupted run stopped; `fit` restores the
+    same state again as it begins.
 
     Read here, not by the stream when `fit` first draws from it: in a compiled step the
     optimizer's counter is incremented concurrently with the fetch of the step's batch, so such a
@@ -233,15 +236,52 @@ def _restore_backup(trainer: keras.Model, backup: keras.callbacks.BackupAndResto
             backup.on_train_begin()
         except (OSError, ValueError) as second:
             raise _UnusableBackup(f"{backup_dir}: {error}; its previous backup: {second}") from second
-    return int(trainer.optimizer.iterations.numpy())
 
 
-def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
+def _repair_torn_backup(backup_dir: str) -> None:
+    """Makes `backup_dir` loadable without loading it: a torn weights or metadata file (a kill
+    while it was written) is replaced, with its partner, by the previous backup (`.bkp`).
+    Without a loadable one a `RunError` says what to delete (a distributed run cannot start
+    over by itself: its workers would no longer meet at the same collectives)."""
+    paths = [os.path.join(backup_dir, name) for name in _BACKUP_FILES]
+    if not os.path.exists(paths[0]):
+        return
+
+    def loadable(weights, metadata):
+        try:
+            with h5py.File(weights, "r"):
+                pass
+            with open(metadata) as f:
+                json.load(f)
+            return True
+        except (OSError, ValueError):  # h5 errors are OSErrors, torn JSON a ValueError
+            return False
+
+    if loadable(*paths):
+        return
+    if all(os.path.exists(path + ".bkp") for path in paths) and loadable(*(path + ".bkp" for path in paths)):
+        logging.warning("%s: the last backup does not load; resuming from the one before it", backup_dir)
+        for path in paths:
+            shutil.copyfile(path + ".bkp", path)
+        return
+    raise RunError(f"{backup_dir}: no backup loads (killed while the first was written); delete it and rerun")
+
+
+def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+                 strategy: tf.distribute.Strategy | None = None) -> dict:
     """Trains (or resumes, or skips when complete) one run; returns its test metrics.
 
     `extra_callbacks` run after the built-in ones (validation, TensorBoard, backup) in the
     trained model's `fit` (not in the teacher's).
+
+    `strategy` (`mmin_tf.distribution.make_strategy`; default: one device) trains the teacher
+    and the model under a `tf.distribute` strategy, with the same global batch, learning rate
+    and metrics. Every worker of a multi-worker strategy calls this with the same `config` (one
+    `output_dir` all of them see); the chief alone writes, and every worker returns the test
+    metrics the chief wrote.
     """
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = distribution.is_chief(strategy)
     metrics_path = os.path.join(config.output_dir, METRICS)
     if os.path.exists(metrics_path):
         logging.info("%s is complete; delete it to train again", config.output_dir)
@@ -259,28 +299,35 @@ def run_training(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.
     if unknown:
         raise RunError(f"--normalize names modalities {unknown} that the dataset does not have")
     os.makedirs(config.output_dir, exist_ok=True)
-    _check_config(config.output_dir, config)
+    if chief:
+        _check_config(config.output_dir, config)
     teacher = None
     if config.model.kind.is_mmin:
         pretrained_dir = config.pretrained_dir
         if pretrained_dir is None:
             teacher_run = teacher_config(config)
             pretrained_dir = teacher_run.output_dir
-            run_training(teacher_run)
+            run_training(teacher_run, strategy=strategy)
         # Seeded before loading as well: the teacher's dropout generators (unused: it is frozen)
         # draw their seeds as it loads, and they are part of the trainer's saved state.
         seeding.set_seed(config.seed, op_determinism=not config.jit_compile)
-        teacher = load_teacher(pretrained_dir, config, info)
+        with strategy.scope():
+            teacher = load_teacher(pretrained_dir, config, info)
     seeding.set_seed(config.seed, op_determinism=not config.jit_compile)
     try:
         with dtype_policy(config.mixed_precision):
-            return _train_and_test(config, info, teacher, extra_callbacks)
+            result = _train_and_test(config, info, teacher, extra_callbacks, strategy)
     except _UnusableBackup as error:
         # Killed while its first backup was written: nothing trained is kept, so it starts over,
         # seeded as any fresh start (the teacher, complete now, is not retrained).
         logging.warning("%s; training %s from the start", error, config.output_dir)
         shutil.rmtree(os.path.join(config.output_dir, "backup"))
-        return run_training(config, extra_callbacks)
+        return run_training(config, extra_callbacks, strategy)
+    distribution.barrier(strategy)  # the other workers wait until the chief has written metrics.json
+    if not chief:
+        with open(metrics_path) as f:
+            return json.load(f)
+    return result
 
 
 @contextlib.contextmanager
@@ -301,9 +348,12 @@ def _train_and_test(
     info: format_lib.DatasetInfo,
     teacher: keras.Model | None,
     extra_callbacks: Sequence[keras.callbacks.Callback],
-) -> dict:
+    strategy: tf.distribute.Strategy,
+) -> dict | None:
     """The rest of `run_training` once the seed is set and, for MMIN, the frozen teacher (an
-    `UtteranceFusion`) loaded: trains, then writes and returns the test metrics."""
+    `UtteranceFusion`) loaded: trains, then writes and returns the test metrics (the chief; the
+    other workers of a multi-worker strategy write nothing and return None)."""
+    chief = distribution.is_chief(strategy)
     modalities = info.modalities
     splits = {
         split: pipeline.read_fold_split(config.data.data_dir, info, config.data.fold, split).cache()
@@ -324,13 +374,15 @@ def _train_and_test(
         normalization = pipeline.compute_normalization_statistics(
             splits["train"], modalities, config.data.normalize
         ).to_json()
-    write_json(os.path.join(config.output_dir, NORMALIZATION), normalization)
-    write_json(os.path.join(config.output_dir, LABELS), list(info.label_names))
-    if info.extraction is not None:
-        write_json(os.path.join(config.output_dir, EXTRACTION), {
-            "extraction": dict(info.extraction), "modalities": [spec.to_json() for spec in modalities]})
+    if chief:
+        write_json(os.path.join(config.output_dir, NORMALIZATION), normalization)
+        write_json(os.path.join(config.output_dir, LABELS), list(info.label_names))
+        if info.extraction is not None:
+            write_json(os.path.join(config.output_dir, EXTRACTION), {
+                "extraction": dict(info.extraction), "modalities": [spec.to_json() for spec in modalities]})
 
-    trainer = _compiled_trainer(config, info, teacher, normalization, absent_modalities)
+    with strategy.scope():
+        trainer = _compiled_trainer(config, info, teacher, normalization, absent_modalities)
     served = trainer.model
     optimization = config.optimization
     matched = (
@@ -355,35 +407,24 @@ def _train_and_test(
         for condition in evaluated_conditions(config, modalities)
     }
 
-    trainer(next(iter(train_dataset))[0])  # build eagerly before any restore
+    with strategy.scope():
+        trainer(next(iter(train_dataset))[0])  # build eagerly before any restore
+        if distribution.is_distributed(strategy):
+            trainer.optimizer.build(trainer.trainable_variables)  # `fit` would build it in its first step
+    # The chief writes into the run directory. Every other worker of a multi-worker strategy
+    # runs the same callbacks (saving reads variables through collectives, which every worker
+    # must join) into a directory of its own, deleted afterwards: the way TensorFlow's
+    # multi-worker guide has non-chief workers save.
+    write_dir = config.output_dir if chief else tempfile.mkdtemp(prefix="mmin_tf_worker_")
+    try:
+        _fit(config, trainer, strategy, train_dataset, batching, steps_per_epoch, validation,
+             [c.name for c in conditions], info, write_dir, extra_callbacks)
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+    if not chief:
+        return None
     best_path = os.path.join(config.output_dir, BEST_MODEL)
-    backup_dir = os.path.join(config.output_dir, "backup")
-    # Two backups kept: a kill while one is written (a torn weights file) falls back to the other.
-    backup = keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True, delete_checkpoint=False)
-    train_dataset = pipeline.repeat_epochs(train_dataset, batching, _restore_backup(trainer, backup, backup_dir))
-    if not os.path.exists(backup_dir):  # a fresh start: forget any earlier run's best epoch
-        for stale in (best_path, os.path.join(config.output_dir, BEST_STATE)):
-            if os.path.exists(stale):
-                os.remove(stale)
-    callbacks = [
-        EpochTimer(),
-        keras.callbacks.LearningRateScheduler(lambda epoch, lr: optimization.learning_rate_at(epoch)),
-        ConditionValidation(
-            served, validation, [c.name for c in conditions],
-            config.selection_metric.value, modalities, info.num_classes,
-            best_path, os.path.join(config.output_dir, BEST_STATE),
-        ),
-        keras.callbacks.TensorBoard(
-            os.path.join(config.output_dir, "logs"), write_graph=False,
-            profile_batch=config.profile_batch or 0,
-        ),
-        backup,
-        *extra_callbacks,
-    ]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*shuffle=True. was passed")
-        trainer.fit(train_dataset, epochs=optimization.total_epochs, steps_per_epoch=steps_per_epoch,
-                    callbacks=callbacks, verbose=2)
 
     result = write_test_metrics(
         keras.saving.load_model(best_path), config, info, splits["test"], batching,
@@ -392,3 +433,62 @@ def _train_and_test(
     shutil.rmtree(os.path.join(config.output_dir, "backup"), ignore_errors=True)
     logging.info("Test metrics of %s: %s", config.output_dir, json.dumps(result["conditions"]))
     return result
+
+
+def _fit(config, trainer, strategy, train_dataset, batching, steps_per_epoch, validation, selection_conditions,
+         info, write_dir, extra_callbacks) -> None:
+    """Restores the run's backup, if any, and trains to the last epoch, writing the callbacks'
+    files (best model, TensorBoard, backups) into `write_dir`."""
+    optimization = config.optimization
+    chief = write_dir == config.output_dir
+    backup_dir = os.path.join(config.output_dir, "backup")
+    # Two backups kept: a kill while one is written (a torn weights file) falls back to the other.
+    backup = keras.callbacks.BackupAndRestore(
+        os.path.join(write_dir, "backup"), double_checkpoint=True, delete_checkpoint=False)
+    if not distribution.is_distributed(strategy):
+        _restore_backup(trainer, backup, backup_dir)
+    else:
+        # Loading reads variables through collectives, so every worker loads at once, the
+        # chief's backup, once the chief has made it loadable; the other workers' callbacks start
+        # from copies of it and of the best epoch so far (their validation then decides alike).
+        if chief:
+            _repair_torn_backup(backup_dir)
+        distribution.barrier(strategy)
+        if not chief:
+            if os.path.isdir(backup_dir):
+                shutil.copytree(backup_dir, os.path.join(write_dir, "backup"))
+            if os.path.exists(os.path.join(config.output_dir, BEST_STATE)):
+                shutil.copyfile(os.path.join(config.output_dir, BEST_STATE), os.path.join(write_dir, BEST_STATE))
+        backup.set_model(trainer)
+        backup.on_train_begin()
+    trained_batches = int(trainer.optimizer.iterations.numpy())
+    train_dataset = pipeline.repeat_epochs(train_dataset, batching, trained_batches)
+    best_path = os.path.join(write_dir, BEST_MODEL)
+    if chief and not os.path.exists(backup_dir):  # a fresh start: forget any earlier run's best epoch
+        for stale in (best_path, os.path.join(write_dir, BEST_STATE)):
+            if os.path.exists(stale):
+                os.remove(stale)
+    callbacks = [
+        EpochTimer(),
+        keras.callbacks.LearningRateScheduler(lambda epoch, lr: optimization.learning_rate_at(epoch)),
+        ConditionValidation(
+            trainer.model, validation, selection_conditions,
+            config.selection_metric.value, info.modalities, info.num_classes,
+            best_path, os.path.join(write_dir, BEST_STATE),
+        ),
+        keras.callbacks.TensorBoard(
+            os.path.join(write_dir, "logs"), write_graph=False, profile_batch=config.profile_batch or 0,
+        ),
+        backup,
+        *extra_callbacks,
+    ]
+    if distribution.is_distributed(strategy):
+        with strategy.scope():
+            distributed_fit.fit(
+                trainer, strategy, train_dataset, epochs=optimization.total_epochs, steps_per_epoch=steps_per_epoch,
+                initial_epoch=trained_batches // steps_per_epoch, callbacks=callbacks)
+    else:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*shuffle=True. was passed")
+            trainer.fit(train_dataset, epochs=optimization.total_epochs, steps_per_epoch=steps_per_epoch,
+                        callbacks=callbacks, verbose=2)

@@ -8,7 +8,7 @@ import pytest
 from absl import app, flags
 from absl.testing import flagsaver
 
-from mmin_tf import experiment_plan
+from mmin_tf import distribution, experiment_plan
 from mmin_tf.configs import ModelKind
 from mmin_tf.training import RunError
 from tests import tiny_runs
@@ -248,3 +248,14 @@ def test_mctn_expands_to_one_model_per_missing_condition():
         (ModelKind.MCTN, "a", None), (ModelKind.MCTN, "at", None)]  # no teacher, no baseline added
     assert runs[1].output_dir == os.path.join("out", "runs", "mctn_at", "fold1", "seed0")
     assert runs[1].train_arguments()[0] == "--model=mctn" and "--condition=at" in runs[1].train_arguments()
+
+
+def test_the_strategy_reaches_every_run(experiment, tmp_path):
+    """`--strategy` (and its settings) are training flags: experiment.flags passes them to every run."""
+    if not FLAGS.is_parsed():
+        FLAGS.mark_as_parsed()
+    with flagsaver.flagsaver(**tiny_runs.TINY_FLAGS, strategy=distribution.StrategyKind.MIRRORED, logical_cpus=2):
+        experiment.write_experiment_flags(str(tmp_path))
+    with open(os.path.join(str(tmp_path), "experiment.flags")) as f:
+        shared = f.read().splitlines()
+    assert "--strategy=mirrored" in shared and "--logical_cpus=2" in shared

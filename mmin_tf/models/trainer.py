@@ -72,12 +72,32 @@ class _Trainer(keras.Model):
         return [self.loss_tracker, *self.trackers.values(), self.accuracy]
 
     def _logs(self, terms, labels, logits):
-        """Updates the trackers with a step's loss `terms` (`loss` and each tracked term) and returns the logs."""
-        self.loss_tracker.update_state(terms["loss"])
-        for name, tracker in self.trackers.items():
-            tracker.update_state(terms[name])
+        """Updates the trackers with a step's loss `terms` (`loss` and each tracked term) and returns the logs.
+
+        On one device a term tracker averages the steps' values. Under a `tf.distribute` strategy
+        each replica holds the mean over its rows; the trackers (summed over the replicas when
+        read) then receive each replica's share of the global batch's mean, so that they average
+        the same per-step values a one-device run of the global batch would."""
+        share, replicas = self._replica_share(tf.shape(labels)[0])
+        for name, tracker in (("loss", self.loss_tracker), *self.trackers.items()):
+            if replicas == 1:
+                tracker.update_state(terms[name])
+            else:
+                value = tf.math.multiply_no_nan(tf.cast(terms[name], tf.float32), share * replicas)
+                tracker.update_state(value, sample_weight=1.0 / replicas)
         self.accuracy.update_state(labels, logits)
         return {metric.name: metric.result() for metric in self.metrics}
+
+    @staticmethod
+    def _replica_share(rows):
+        """`(share, replicas)`: this replica's `rows` over the global batch's rows, and the number of
+        replicas in sync; `(1.0, 1)` on one device (where nothing is exchanged)."""
+        context = tf.distribute.get_replica_context()
+        replicas = 1 if context is None else context.num_replicas_in_sync
+        if replicas == 1:
+            return 1.0, 1
+        rows = tf.cast(rows, tf.float32)
+        return rows / context.all_reduce(tf.distribute.ReduceOp.SUM, rows), replicas
 
     def networks(self):
         """The layers whose gradients are clipped together; override to add networks."""
@@ -91,15 +111,27 @@ class _Trainer(keras.Model):
         visible.pop(AVAILABILITY)
         return inputs, visible, availability, labels
 
-    def _apply_clipped_gradients(self, tape, loss, rows=None):
-        """Clips each network's gradient of `loss` separately and applies them.
+    def _apply_clipped_gradients(self, tape, loss, rows):
+        """Clips each network's gradient of `loss` (the mean over the batch's `rows` rows)
+        separately and applies them.
 
-        `rows` (the batch's rows) is accepted for the callers' uniformity; one device is assumed.
+        Under a `tf.distribute` strategy each replica's `loss` is the mean over its own rows: the
+        replicas' gradients, each weighted by its share of the global batch's rows, are summed
+        (the gradient of the global batch's mean, as on one device), then clipped, so the
+        clipping norm means what it means on one device; the optimizer, which sums the
+        replicas' gradients again, is given each replica's equal part of the clipped gradient.
         """
         # Gradients in `trainable_variables` order: the order Keras builds (and restores) the
         # optimizer's slots in.
         variables = self.trainable_variables
         gradients = tape.gradient(loss, variables)
+        share, replicas = self._replica_share(rows)
+        if replicas > 1:
+            present = [index for index, gradient in enumerate(gradients) if gradient is not None]
+            summed = tf.distribute.get_replica_context().all_reduce(
+                tf.distribute.ReduceOp.SUM, [tf.math.multiply_no_nan(gradients[i], share) for i in present])
+            for index, gradient in zip(present, summed):
+                gradients[index] = gradient
         position = {id(variable): index for index, variable in enumerate(variables)}
         clipped = list(gradients)
         for network in self.networks():
@@ -108,6 +140,8 @@ class _Trainer(keras.Model):
                 group, _ = tf.clip_by_global_norm([gradients[i] for i in indices], self.clip_norm)
                 for index, gradient in zip(indices, group):
                     clipped[index] = gradient
+        if replicas > 1:
+            clipped = [None if gradient is None else gradient / replicas for gradient in clipped]
         self.optimizer.apply(clipped, variables)
 
 
