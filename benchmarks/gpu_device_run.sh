@@ -18,6 +18,9 @@
 #   BENCH_TIMEOUT=seconds bounds each benchmark run, default 330). On one H200 the five part calls
 #   take about 51 s of device time with the machine's start, this script with `""` about 323 s
 #   (give it `BENCH_TIMEOUT=500`). `"--compare_boundaries"` adds batches padded to fixed length boundaries.
+#   XLA against the cuDNN LSTM (docs/training.md, "Devices, XLA and distribution"): `"" "--jit_compile
+#   --use_cudnn=false"` (its `xla ...` line says whether the steps really compiled); scaling over a
+#   machine's GPUs: `"--strategy=mirrored"` (one replica per GPU).
 #
 # TF 2.21 is built for CUDA 12.5 / cuDNN 9. CUDA 12's library wheels are ~2.4 GiB, so TF's CUDA 12
 # library names are linked to the machine's CUDA 13 libraries: not a supported TF configuration.

@@ -59,9 +59,12 @@ _REQUESTS = flags.DEFINE_integer("requests", 200, "Timed batch-1 requests per co
 _BATCHES = flags.DEFINE_integer("batches", 30, "Timed batches per throughput measurement.", lower_bound=1)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Utterances per throughput batch.", lower_bound=2)
 _WARMUP = flags.DEFINE_integer("warmup", 10, "Untimed rounds (one call per case) before timing.", lower_bound=1)
-_THREADS = flags.DEFINE_integer(
-    "threads", 0, "tf.config.threading inter- and intra-op threads; 0 keeps TF's default.", lower_bound=0
-)
+_INTRA_OP_THREADS = flags.DEFINE_integer(
+    "intra_op_threads", 0, "tf.config.threading intra-op threads (within one op); 0 keeps TF's default.",
+    lower_bound=0)
+_INTER_OP_THREADS = flags.DEFINE_integer(
+    "inter_op_threads", 0, "tf.config.threading inter-op threads (ops run at once); 0 keeps TF's default.",
+    lower_bound=0)
 
 QUICK_REQUESTS = 50
 QUICK_BATCHES = 10
@@ -201,9 +204,10 @@ def export_and_load(model, modalities, label_names, export_dir: str):
 
 def main(argv):
     del argv
-    if _THREADS.value:
-        tf.config.threading.set_inter_op_parallelism_threads(_THREADS.value)
-        tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
+    if _INTRA_OP_THREADS.value:
+        tf.config.threading.set_intra_op_parallelism_threads(_INTRA_OP_THREADS.value)
+    if _INTER_OP_THREADS.value:
+        tf.config.threading.set_inter_op_parallelism_threads(_INTER_OP_THREADS.value)
     requests = QUICK_REQUESTS if _QUICK.value else _REQUESTS.value
     batches = QUICK_BATCHES if _QUICK.value else _BATCHES.value
     modalities = modalities_lib.DEFAULT_MODALITIES
@@ -212,7 +216,8 @@ def main(argv):
           + "/".join(str(spec.feature_dim) for spec in modalities)
           + " mean_lengths=" + "/".join(str(mean_lengths[spec.name]) for spec in modalities)
           + f" requests={requests} batches={batches} batch_size={_BATCH_SIZE.value} "
-          f"cpu_count={os.cpu_count()} threads={_THREADS.value or 'tf_default'} "
+          f"cpu_count={os.cpu_count()} intra_op_threads={_INTRA_OP_THREADS.value or 'tf_default'} "
+          f"inter_op_threads={_INTER_OP_THREADS.value or 'tf_default'} "
           f"load_average={os.getloadavg()[0]:.2f}")
     keras.utils.set_random_seed(_SEED.value)
     model = build_random_mmin(modalities, ModelConfig(kind=ModelKind.MMIN), len(synthetic.IEMOCAP_LABEL_NAMES))

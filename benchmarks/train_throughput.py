@@ -95,6 +95,10 @@ _DURATION_SPREAD = flags.DEFINE_float(
     "`iemocap` setting: log-normal sigma of the utterance's duration, shared by its modalities "
     "(with the default 0.12 each length has sigma 0.35, log-lengths correlate 0.88).")
 _JIT = flags.DEFINE_bool("jit_compile", False, "Compile the baseline and MMIN steps with XLA (the reference never).")
+_USE_CUDNN = flags.DEFINE_enum(
+    "use_cudnn", "auto", ["auto", "true", "false"],
+    "LSTM kernel on GPUs, as `mmin_tf.train --use_cudnn`: the cuDNN LSTM disables XLA for the whole "
+    "model, so compare `--jit_compile --use_cudnn=false` against the defaults.")
 _ENCODER_ROWS = flags.DEFINE_enum_class(
     "encoder_rows", EncoderRows.AUTO, EncoderRows,
     "Rows our MMIN's student encoders run on, as `mmin_tf.train --encoder_rows`; the other choice "
@@ -286,7 +290,8 @@ def run_setting(name, spreads, args, peak):
     with tempfile.TemporaryDirectory() as directory:
         data_dir = os.path.join(directory, "data")
         info = dataset(data_dir, args["train_utterances"], spreads, args["seed"])
-        model_config = configs.ModelConfig(kind=configs.ModelKind.MMIN, classifier_dropout=0.5)
+        model_config = configs.ModelConfig(
+            kind=configs.ModelKind.MMIN, classifier_dropout=0.5, use_cudnn=args["use_cudnn"])
         config = configs.TrainConfig(
             output_dir=directory,
             data=configs.DataConfig(data_dir=data_dir, fold="1", batch_size=args["batch_size"]),
@@ -354,6 +359,9 @@ def run_setting(name, spreads, args, peak):
             with dtype_policy(mixed_precision=True):
                 runs["mmin_mixed_bfloat16"] = (mmin_trainer(), ours_data)
         ours, reference = runs["mmin"][0], runs["reference"][0]
+        # Whether XLA really compiles the steps: Keras drops it silently for a model with a cuDNN LSTM.
+        print(f"xla setting={name} requested={args['jit_compile']} baseline_compiled={bool(baseline.jit_compile)} "
+              f"mmin_compiled={bool(ours.jit_compile)} use_cudnn={args['use_cudnn']}")
         # The six-conditions regime: (trainer, data, steps per epoch); rates count utterance-conditions.
         six = pipeline.training_conditions(pipeline.ConditionMode.ALL, modalities)
         grouped_steps = -(-count // pipeline.grouped_batching(batching, len(six)).batch_size)
@@ -502,6 +510,7 @@ def main(argv):
         "encoder_rows": _ENCODER_ROWS.value,
         "compare_boundaries": _COMPARE_BOUNDARIES.value,
         "mixed_precision": _MIXED_PRECISION.value,
+        "use_cudnn": _USE_CUDNN.value,
     }
     gpus = tf.config.list_physical_devices("GPU")
     names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]

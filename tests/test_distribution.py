@@ -23,8 +23,8 @@ from tests import tiny_runs
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
            PYTHONPATH=os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")])))
-# One process of the suite runs them all (`-n 2 --dist loadgroup`): they share the runs below.
-pytestmark = pytest.mark.xdist_group("distribution")
+# The tests that share the runs below go to one process of the suite (`-n 2 --dist loadgroup`).
+shares_runs = pytest.mark.xdist_group("distribution_runs")
 UA_TOLERANCE = 0.13
 TIMEOUT_S = 300
 # A worker whose peer died must end within this many seconds (TensorFlow's coordination service
@@ -133,6 +133,7 @@ def test_mirrored_steps_equal_the_one_device_steps():
         assert values["loss_difference"] < 1e-5 * max(1.0, values["loss"]), (name, values)
 
 
+@shares_runs
 def test_mirrored_training_matches_one_device(one_device_run, tmp_path):
     data_dir, reference = one_device_run
     with open(tmp_path / "mirrored.log", "w") as log:
@@ -154,6 +155,7 @@ def two_worker_run(one_device_run, tmp_path_factory):
     return str(root / "run"), logs
 
 
+@shares_runs
 def test_two_workers_match_one_device_and_only_the_chief_writes(one_device_run, two_worker_run):
     _, reference = one_device_run
     output_dir, logs = two_worker_run
@@ -167,6 +169,7 @@ def test_two_workers_match_one_device_and_only_the_chief_writes(one_device_run, 
         assert "Test metrics:" in f.read()  # it returns the chief's metrics
 
 
+@shares_runs
 def test_a_killed_worker_ends_the_other_and_the_rerun_resumes(one_device_run, two_worker_run, tmp_path):
     data_dir, _ = one_device_run
     output_dir = str(tmp_path / "run")
