@@ -383,8 +383,6 @@ def _train_and_test(
 
     with strategy.scope():
         trainer = _compiled_trainer(config, info, teacher, normalization, absent_modalities)
-    served = trainer.model
-    optimization = config.optimization
     matched = (
         modalities_lib.parse_condition(config.matched_condition, modalities) if config.matched_condition else None
     )

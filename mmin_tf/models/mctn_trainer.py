@@ -85,5 +85,5 @@ class MCTNTrainer(_Trainer):
         inputs, visible, _, labels = self._split_inputs(data)
         with tf.GradientTape() as tape:
             terms, outputs = self.compute_losses(inputs, visible, labels, training=True)
-        self._apply_clipped_gradients(tape, terms["loss"], tf.shape(labels)[0])
-        return self._logs(terms, labels, outputs["logits"])
+        share = self._apply_clipped_gradients(tape, terms["loss"], tf.shape(labels)[0])
+        return self._logs(terms, labels, outputs["logits"], share)

@@ -71,14 +71,15 @@ class _Trainer(keras.Model):
     def metrics(self):
         return [self.loss_tracker, *self.trackers.values(), self.accuracy]
 
-    def _logs(self, terms, labels, logits):
+    def _logs(self, terms, labels, logits, share):
         """Updates the trackers with a step's loss `terms` (`loss` and each tracked term) and returns the logs.
 
         On one device a term tracker averages the steps' values. Under a `tf.distribute` strategy
         each replica holds the mean over its rows; the trackers (summed over the replicas when
         read) then receive each replica's share of the global batch's mean, so that they average
-        the same per-step values a one-device run of the global batch would."""
-        share, replicas = self._replica_share(tf.shape(labels)[0])
+        the same per-step values a one-device run of the global batch would. `share`: what
+        `_apply_clipped_gradients` returned for the step (computed once per step)."""
+        share, replicas = share
         for name, tracker in (("loss", self.loss_tracker), *self.trackers.items()):
             if replicas == 1:
                 tracker.update_state(terms[name])
@@ -113,7 +114,7 @@ class _Trainer(keras.Model):
 
     def _apply_clipped_gradients(self, tape, loss, rows):
         """Clips each network's gradient of `loss` (the mean over the batch's `rows` rows)
-        separately and applies them.
+        separately and applies them; returns `(share, replicas)` (see `_replica_share`) for `_logs`.
 
         Under a `tf.distribute` strategy each replica's `loss` is the mean over its own rows: the
         replicas' gradients, each weighted by its share of the global batch's rows, are summed
@@ -143,6 +144,7 @@ class _Trainer(keras.Model):
         if replicas > 1:
             clipped = [None if gradient is None else gradient / replicas for gradient in clipped]
         self.optimizer.apply(clipped, variables)
+        return share, replicas
 
 
 class ClassifierTrainer(_Trainer):
@@ -160,8 +162,8 @@ class ClassifierTrainer(_Trainer):
         with tf.GradientTape() as tape:
             logits = self.model(visible, training=True)["logits"]
             loss = losses.classification_loss(labels, logits)
-        self._apply_clipped_gradients(tape, loss, tf.shape(labels)[0])
-        return self._logs({"loss": loss}, labels, logits)
+        share = self._apply_clipped_gradients(tape, loss, tf.shape(labels)[0])
+        return self._logs({"loss": loss}, labels, logits, share)
 
 
 class MMINTrainer(_Trainer):
@@ -317,10 +319,10 @@ class MMINTrainer(_Trainer):
         if CONDITION_MASK in inputs:
             with tf.GradientTape() as tape:
                 terms, outputs, labels = self.compute_grouped_losses(inputs, labels, training=True)
-            self._apply_clipped_gradients(tape, terms["loss"], tf.shape(labels)[0])
-            return self._logs(terms, labels, outputs["logits"])
+            share = self._apply_clipped_gradients(tape, terms["loss"], tf.shape(labels)[0])
+            return self._logs(terms, labels, outputs["logits"], share)
         inputs, visible, availability, labels = self._split_inputs(data)
         with tf.GradientTape() as tape:
             terms, outputs = self.compute_losses(inputs, visible, availability, labels, training=True)
-        self._apply_clipped_gradients(tape, terms["loss"], tf.shape(labels)[0])
-        return self._logs(terms, labels, outputs["logits"])
+        share = self._apply_clipped_gradients(tape, terms["loss"], tf.shape(labels)[0])
+        return self._logs(terms, labels, outputs["logits"], share)

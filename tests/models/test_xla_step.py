@@ -5,7 +5,6 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from mmin_tf import configs, seeding
 from mmin_tf.data.pipeline import AVAILABILITY
