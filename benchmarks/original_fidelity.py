@@ -1,7 +1,7 @@
 """Test UA per condition of our runs beside the original PyTorch MMIN's on identical data.
 
     python benchmarks/original_fidelity.py --folds=1,2 --seeds=0,1,2 \
-        --ours=keras_init:runs/fidelity/ours --ours=original_init:runs/fidelity/original_init \
+        --ours=keras_init:runs/fidelity/keras_init --ours=original_init:runs/fidelity/original_init \
         --peer_dirs='/tmp/peers/f{fold}_s{seed}'
 
 `--ours` entries are `name:experiment_dir`, each an `mmin_tf.experiment` output directory holding

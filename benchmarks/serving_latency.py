@@ -13,7 +13,8 @@ directory, loaded back with `tf.saved_model.load`, and its signatures are called
   conditions (row i has condition i mod 6), `--batches` batches each.
 
 Request lengths are IEMOCAP-like: each utterance draws its frame counts from a log-normal around
-acoustic 150 / visual 50 / text 22 (sigma 0.35, as `mmin_tf.data.synthetic`), with a fixed seed.
+acoustic 150 / visual 50 / text 22 (sigma `--length_sigma`, 0.35 as `mmin_tf.data.synthetic`;
+0 sends every request at exactly those lengths), with a fixed seed.
 Every round draws one utterance (or one batch of them) and sends it under every condition being
 compared, in shuffled order: the conditions see the same lengths and the same machine load, so
 the ratios printed at the end hold even on a shared machine. Timed: the signature call and
@@ -22,6 +23,7 @@ the input tensors.
 
     python benchmarks/serving_latency.py --quick     # 50 requests, 10 batches of 64
     python benchmarks/serving_latency.py             # 200 requests, 30 batches of 64
+    python benchmarks/serving_latency.py --length_sigma=0 --requests=1000 --batches=5   # at the mean lengths
 
 Each measurement prints one line:
 
@@ -53,12 +55,17 @@ from mmin_tf.data import format as format_lib  # noqa: E402
 from mmin_tf.data import synthetic  # noqa: E402
 from mmin_tf.export import EXAMPLES_SIGNATURE, SERVING_SIGNATURE, export_model  # noqa: E402
 
+LENGTH_SIGMA = 0.35  # log-normal spread of utterance lengths, as in mmin_tf.data.synthetic
+
 _QUICK = flags.DEFINE_bool("quick", False, "50 requests and 10 batches, whatever the flags say.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the weights, the lengths and the features.")
 _REQUESTS = flags.DEFINE_integer("requests", 200, "Timed batch-1 requests per condition.", lower_bound=2)
 _BATCHES = flags.DEFINE_integer("batches", 30, "Timed batches per throughput measurement.", lower_bound=1)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Utterances per throughput batch.", lower_bound=2)
 _WARMUP = flags.DEFINE_integer("warmup", 10, "Untimed rounds (one call per case) before timing.", lower_bound=1)
+_LENGTH_SIGMA = flags.DEFINE_float(
+    "length_sigma", LENGTH_SIGMA, "Log-normal sigma of the request lengths around 150 / 50 / 22 frames; 0: exactly those.",
+    lower_bound=0.0)
 _INTRA_OP_THREADS = flags.DEFINE_integer(
     "intra_op_threads", 0, "tf.config.threading intra-op threads (within one op); 0 keeps TF's default.",
     lower_bound=0)
@@ -68,7 +75,6 @@ _INTER_OP_THREADS = flags.DEFINE_integer(
 
 QUICK_REQUESTS = 50
 QUICK_BATCHES = 10
-LENGTH_SIGMA = 0.35  # log-normal spread of utterance lengths, as in mmin_tf.data.synthetic
 MIXED_MISSING = "mixed_missing"
 
 
@@ -81,13 +87,14 @@ class Case:
     make: Callable[[list[dict]], dict]
 
 
-def draw_utterances(rng, modalities, mean_lengths: Mapping[str, float], count: int) -> list[dict]:
-    """`count` utterances `{name: (time, dim) float32}` with log-normal lengths around the means."""
+def draw_utterances(rng, modalities, mean_lengths: Mapping[str, float], count: int,
+                     length_sigma: float = LENGTH_SIGMA) -> list[dict]:
+    """`count` utterances `{name: (time, dim) float32}`, lengths log-normal (sigma `length_sigma`) around the means."""
     utterances = []
     for _ in range(count):
         utterance = {}
         for spec in modalities:
-            length = max(1, int(round(mean_lengths[spec.name] * rng.lognormal(0.0, LENGTH_SIGMA))))
+            length = max(1, int(round(mean_lengths[spec.name] * rng.lognormal(0.0, length_sigma))))
             utterance[spec.name] = rng.standard_normal((length, spec.feature_dim), dtype=np.float32)
         utterances.append(utterance)
     return utterances
@@ -127,11 +134,11 @@ def examples_case(modalities, condition: modalities_lib.Condition) -> Case:
 
 
 def time_interleaved(signatures, cases: Sequence[Case], batch: int, rounds: int, warmup: int, rng,
-                     modalities, mean_lengths) -> list[Timing]:
+                     modalities, mean_lengths, length_sigma: float = LENGTH_SIGMA) -> list[Timing]:
     """Times every case once per round on the same drawn utterances, in shuffled order."""
     seconds = [[] for _ in cases]
     for round_index in range(warmup + rounds):
-        utterances = draw_utterances(rng, modalities, mean_lengths, batch)
+        utterances = draw_utterances(rng, modalities, mean_lengths, batch, length_sigma)
         for index in rng.permutation(len(cases)):
             case = cases[index]
             inputs = case.make(utterances)
@@ -147,7 +154,7 @@ def time_interleaved(signatures, cases: Sequence[Case], batch: int, rounds: int,
 
 
 def measure(signatures, modalities, mean_lengths: Mapping[str, float], requests: int, batches: int,
-            batch_size: int, warmup: int, seed: int) -> list[Timing]:
+            batch_size: int, warmup: int, seed: int, length_sigma: float = LENGTH_SIGMA) -> list[Timing]:
     """All measurements: batch-1 latency per condition and signature, then batch throughput.
 
     Args:
@@ -159,6 +166,7 @@ def measure(signatures, modalities, mean_lengths: Mapping[str, float], requests:
         batch_size: utterances per throughput batch.
         warmup: untimed rounds before each series.
         seed: seed of the lengths, the features and the order of the cases.
+        length_sigma: log-normal sigma of the lengths around `mean_lengths` (0: exactly those).
 
     Returns:
         Batch-1 `serving_default` timings for every evaluation condition (a v t av at vt avt),
@@ -171,9 +179,10 @@ def measure(signatures, modalities, mean_lengths: Mapping[str, float], requests:
     latency_cases = [tensor_case(modalities, [c], c.name) for c in missing + (full,)]
     latency_cases.append(examples_case(modalities, full))
     throughput_cases = [tensor_case(modalities, [full], full.name), tensor_case(modalities, missing, MIXED_MISSING)]
-    timings = time_interleaved(signatures, latency_cases, 1, requests, warmup, rng, modalities, mean_lengths)
+    timings = time_interleaved(signatures, latency_cases, 1, requests, warmup, rng, modalities, mean_lengths,
+                               length_sigma)
     timings += time_interleaved(
-        signatures, throughput_cases, batch_size, batches, warmup, rng, modalities, mean_lengths
+        signatures, throughput_cases, batch_size, batches, warmup, rng, modalities, mean_lengths, length_sigma
     )
     return timings
 
@@ -215,7 +224,7 @@ def main(argv):
     print("serving setup weights=random_untrained (same graph as a trained export) dims="
           + "/".join(str(spec.feature_dim) for spec in modalities)
           + " mean_lengths=" + "/".join(str(mean_lengths[spec.name]) for spec in modalities)
-          + f" requests={requests} batches={batches} batch_size={_BATCH_SIZE.value} "
+          + f" length_sigma={_LENGTH_SIGMA.value:g} requests={requests} batches={batches} batch_size={_BATCH_SIZE.value} "
           f"cpu_count={os.cpu_count()} intra_op_threads={_INTRA_OP_THREADS.value or 'tf_default'} "
           f"inter_op_threads={_INTER_OP_THREADS.value or 'tf_default'} "
           f"load_average={os.getloadavg()[0]:.2f}")
@@ -227,7 +236,7 @@ def main(argv):
         print(f"serving stage=export_and_load seconds={time.perf_counter() - start:.1f} "
               f"parameters={model.count_params()}")
         timings = measure(loaded.signatures, modalities, mean_lengths, requests, batches,
-                          _BATCH_SIZE.value, _WARMUP.value, _SEED.value)
+                          _BATCH_SIZE.value, _WARMUP.value, _SEED.value, _LENGTH_SIGMA.value)
     for timing in timings:
         print(timing.line())
     for name, value in ratios(timings, modalities).items():

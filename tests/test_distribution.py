@@ -133,8 +133,10 @@ def test_mirrored_steps_equal_the_one_device_steps():
         assert values["loss_difference"] < 1e-5 * max(1.0, values["loss"]), (name, values)
 
 
+@pytest.mark.slow  # about 2 min on 2 cores; the mirrored step itself is tested above, the loop by two workers
 @shares_runs
 def test_mirrored_training_matches_one_device(one_device_run, tmp_path):
+    """A whole MirroredStrategy run over 2 logical CPUs ends as the one-device run."""
     data_dir, reference = one_device_run
     with open(tmp_path / "mirrored.log", "w") as log:
         returncode = subprocess.run(

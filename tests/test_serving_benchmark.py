@@ -1,5 +1,6 @@
 """benchmarks/serving_latency.py on a tiny MMIN: every measurement present and well formed."""
 
+import numpy as np
 import pytest
 
 from mmin_tf import configs
@@ -52,3 +53,12 @@ def test_ratios_cover_every_missing_condition_and_the_parsing_cost(timings):
         "p50_serve_examples_over_serving_default", "throughput_mixed_missing_over_avt",
     }
     assert all(value > 0 for value in result.values())
+
+
+def test_lengths_spread_around_the_means_or_sit_on_them():
+    means = {"acoustic": 40, "visual": 12, "text": 9}
+    fixed = serving_latency.draw_utterances(np.random.default_rng(0), MODALITIES, means, 20, length_sigma=0.0)
+    assert {name: {u[name].shape[0] for u in fixed} for name in means} == {name: {n} for name, n in means.items()}
+    spread = serving_latency.draw_utterances(np.random.default_rng(0), MODALITIES, means, 20)
+    assert len({u["acoustic"].shape[0] for u in spread}) > 5
+    assert [u["text"].shape[1] for u in spread] == [spec.feature_dim for spec in MODALITIES if spec.name == "text"] * 20

@@ -2,6 +2,7 @@
 
     python -m mmin_tf.serving --model_name=mmin --model_base_path=saved_models/mmin --port=8501 \
         [--poll_seconds=1 --max_request_bytes=134217728 --enable_batching] \
+        [--tensorflow_intra_op_parallelism=1 --tensorflow_inter_op_parallelism=2] \
         [--bert_preset=models/bert_large_en_uncased --face_model=models/face.keras]
 
 then `POST http://127.0.0.1:8501/v1/models/mmin:predict` as with
@@ -13,7 +14,7 @@ serves and new versions are picked up every `--poll_seconds` (loaded and warmed 
 `--host` says otherwise; no gRPC server.
 """
 
-from absl import app, flags
+from absl import app, flags, logging
 
 _MODEL_NAME = flags.DEFINE_string("model_name", "mmin", "Name in the URL /v1/models/<name>:predict.")
 _MODEL_BASE_PATH = flags.DEFINE_string("model_base_path", "saved_models/mmin", "Directory of version dirs.")
@@ -35,6 +36,13 @@ _BERT_PRESET = flags.DEFINE_string("bert_preset", None, "BERT preset for raw-med
 _FACE_MODEL = flags.DEFINE_string("face_model", None, "Face model for raw-media videos (the training one).")
 _MAX_MEDIA_BYTES = flags.DEFINE_integer("max_media_bytes", 50 * 2 ** 20, "Largest audio or video file of a request.")
 _MAX_MEDIA_SECONDS = flags.DEFINE_float("max_media_seconds", 60.0, "Longest audio or video of a request.")
+_INTRA_OP_THREADS = flags.DEFINE_integer(
+    "tensorflow_intra_op_parallelism", 0, "Threads one TensorFlow op may use (TF Serving's flag); 0: TensorFlow's "
+    "choice. On 2 cores, 1 with --tensorflow_inter_op_parallelism=2 answers faster (benchmarks/README.md).",
+    lower_bound=0)
+_INTER_OP_THREADS = flags.DEFINE_integer(
+    "tensorflow_inter_op_parallelism", 0, "TensorFlow ops run at once (TF Serving's flag); 0: TensorFlow's choice.",
+    lower_bound=0)
 
 
 def main(argv):
@@ -46,11 +54,18 @@ def main(argv):
     except ImportError:
         raise app.UsageError(
             "python -m mmin_tf.serving needs KServe, in the project's serving extra: pip install -e \".[serving]\"")
+    import tensorflow as tf
+
     from mmin_tf.serving import http
     from mmin_tf.serving.batching import BatchingOptions
     from mmin_tf.serving.media_inputs import MediaLimits
     from mmin_tf.serving.predictor import BatchingPredictor, SavedModelPredictor
 
+    # Before anything runs a TensorFlow op: the thread pools are made with the first one.
+    tf.config.threading.set_intra_op_parallelism_threads(_INTRA_OP_THREADS.value)
+    tf.config.threading.set_inter_op_parallelism_threads(_INTER_OP_THREADS.value)
+    logging.info("TensorFlow thread pools: intra-op %s, inter-op %s",
+                 _INTRA_OP_THREADS.value or "TensorFlow's choice", _INTER_OP_THREADS.value or "TensorFlow's choice")
     options = dict(bert_preset=_BERT_PRESET.value, face_model=_FACE_MODEL.value,
                    media_limits=MediaLimits(max_bytes=_MAX_MEDIA_BYTES.value, max_seconds=_MAX_MEDIA_SECONDS.value))
     if _ENABLE_BATCHING.value:

@@ -45,10 +45,12 @@ def base(exported, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(base, tmp_path_factory):
-    """The server on its default address (no --host), polling every 0.2 s."""
+    """The server on its default address (no --host), polling every 0.2 s, with TF Serving's
+    thread-pool flags."""
     port = model_server.free_port()
     log_path = str(tmp_path_factory.mktemp("log") / "server.log")
-    flags = ["--poll_seconds=0.2", f"--max_request_bytes={MAX_REQUEST_BYTES}"]
+    flags = ["--poll_seconds=0.2", f"--max_request_bytes={MAX_REQUEST_BYTES}",
+             "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=2"]
     with model_server.running(base, port, flags, log_path=log_path) as process:
         yield Server(process, port, log_path)
 
@@ -57,6 +59,13 @@ def _valid(server):
     status, version, answer = server.post(json.dumps(fixtures.payload()).encode())
     assert status == 200 and version is not None, answer
     return version
+
+
+def test_the_thread_pool_flags_are_set_before_the_model_loads(server):
+    _valid(server)
+    log = server.log()
+    assert "TensorFlow thread pools: intra-op 1, inter-op 2" in log
+    assert log.index("TensorFlow thread pools") < log.index("loaded and warmed up")
 
 
 def test_versions_swap_with_no_failed_request(server, run_dir, base):
