@@ -40,9 +40,9 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mmin_tf import atomic_files, train, training  # noqa: E402
+from mmin_tf.data.pipeline import ConditionMode  # noqa: E402
 from mmin_tf.models import construction  # noqa: E402
 from mmin_tf.models.reference import ReferenceMMINTrainer  # noqa: E402
-from mmin_tf.data.pipeline import ConditionMode  # noqa: E402
 from mmin_tf.statistics import paired_t_test  # noqa: E402
 
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; each trains a teacher and an MMIN per step.")
@@ -86,9 +86,8 @@ def _epoch_series(run_dir, log_run, tag):
     return [values[step] for step in sorted(values)]
 
 
-def _epoch_seconds(run_dir):
-    """Median `epoch_seconds` of a run (its first epoch, which traces the step, left out)."""
-    values = _epoch_series(run_dir, "train", "epoch_epoch_seconds")
+def _median_epoch_seconds(values):
+    """Median of a run's `epoch_seconds` (its first epoch, which traces the step, left out)."""
     return statistics.median(values[1:] or values) if values else float("nan")
 
 
@@ -128,15 +127,15 @@ def main(argv):
                     metrics = training.run_training(config)
             else:
                 metrics = training.run_training(config)
+            epoch_seconds = _epoch_series(config.output_dir, "train", "epoch_epoch_seconds")
             row = {
                 "seed": seed,
                 "missing_pooled_ua": metrics["missing_pooled"]["ua"],
                 "full_ua": metrics["conditions"][list(metrics["conditions"])[-1]]["ua"],
-                "epoch_seconds": _epoch_seconds(config.output_dir),
-                "training_seconds": sum(_epoch_series(config.output_dir, "train", "epoch_epoch_seconds")),
+                "epoch_seconds": _median_epoch_seconds(epoch_seconds),
+                "training_seconds": sum(epoch_seconds),
             }
-            series[(name, seed)] = (_epoch_series(config.output_dir, "train", "epoch_epoch_seconds"),
-                                    _epoch_series(config.output_dir, "validation", "epoch_selection"))
+            series[(name, seed)] = (epoch_seconds, _epoch_series(config.output_dir, "validation", "epoch_selection"))
             results[name].append(row)
             print(f"reference_accuracy step={name} " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     for name, rows in results.items():

@@ -71,15 +71,15 @@ class _Trainer(keras.Model):
     def metrics(self):
         return [self.loss_tracker, *self.trackers.values(), self.accuracy]
 
-    def _logs(self, terms, labels, logits, share):
+    def _logs(self, terms, labels, logits, replica_share):
         """Updates the trackers with a step's loss `terms` (`loss` and each tracked term) and returns the logs.
 
         On one device a term tracker averages the steps' values. Under a `tf.distribute` strategy
         each replica holds the mean over its rows; the trackers (summed over the replicas when
         read) then receive each replica's share of the global batch's mean, so that they average
-        the same per-step values a one-device run of the global batch would. `share`: what
-        `_apply_clipped_gradients` returned for the step (computed once per step)."""
-        share, replicas = share
+        the same per-step values a one-device run of the global batch would. `replica_share`: the
+        `(share, replicas)` that `_apply_clipped_gradients` returned for the step."""
+        share, replicas = replica_share
         for name, tracker in (("loss", self.loss_tracker), *self.trackers.items()):
             if replicas == 1:
                 tracker.update_state(terms[name])
